@@ -1,0 +1,52 @@
+# mclrt -- the commands a user types. Everything runs inside a virtual environment ($(VENV)).
+#
+# On these CPU-only machines torch comes from the local CPU wheel (torch==2.13.*): an unpinned
+# torch would pull a multi-GB CUDA build. GPU users install their own torch first, then `make install`
+# leaves it alone (pyproject accepts torch>=2.5,<2.15).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+MCLRT := $(VENV)/bin/mclrt
+TORCH_SPEC ?= torch==2.13.*
+EXTRAS ?= train,trt-check,kernels,fp16,photos,dev
+GPUS ?= 1
+CONFIG ?= training/configs/demo.yaml
+MODEL ?= runtime/models/demo
+ENGINE_OUT ?= engines/demo
+
+.PHONY: install test demo demo-train train export engine clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(PY)
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m mclrt.tools.trt_rtx_setup
+
+test: $(PY)
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+demo: $(PY)
+	$(MCLRT) demo --model $(MODEL) --out out/demo
+
+demo-train: $(PY)
+	$(MCLRT) train --config training/configs/demo.yaml --out runs/demo
+	$(MCLRT) export runs/demo/checkpoints/latest --out runs/demo/model --overwrite
+
+train: $(PY)
+ifeq ($(GPUS),1)
+	$(MCLRT) train --config $(CONFIG)
+else
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m mclrt.training.train --config $(CONFIG)
+endif
+
+engine: $(PY)
+	$(MCLRT) engine build --model $(MODEL) --precision fp32 --out $(ENGINE_OUT)
+	$(MCLRT) engine build --model $(MODEL) --precision fp16 --out $(ENGINE_OUT)
+
+clean:
+	rm -rf out engines .pytest_cache

@@ -1,0 +1,68 @@
+"""The `mclrt` command line.
+
+This module imports neither torch nor TensorRT: each command imports what it needs when it runs,
+so `mclrt infer` works on a machine (or a Jetson) that has only the runtime installed.
+Commands are plain functions defined next to the code they drive; this file only lists them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mclrt.runtime.errors import UserError
+
+app = typer.Typer(
+    name="mclrt",
+    help="MCL-Net exemplar-based image translation: train, export, check and run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+# --- commands (each defined beside the code it drives) --------------------------------------
+# (registered below)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: one-line errors with exit code 2 unless --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # typer/click exits (e.g. --help)
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
