@@ -32,7 +32,9 @@ def _global_options(
 
 
 # --- commands (each defined beside the code it drives) --------------------------------------
-# (registered below)
+from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
+
+app.command("info")(info)
 
 
 def main(argv: list[str] | None = None) -> int:
