@@ -1,0 +1,312 @@
+"""Runners: one life cycle for every inference backend, in the spirit of Polygraphy's.
+
+A runner is made cheaply, then `activate()`d (sessions, engines and device buffers are created
+here), asked to `infer(feed)` any number of times, and `deactivate()`d; it is also a context
+manager. Comparing or benchmarking backends is then written once against `Runner`.
+
+`OnnxRuntimeRunner` picks execution providers only when they can actually run here. onnxruntime-gpu
+lists the TensorRT and CUDA providers even on a machine without a GPU or without their libraries,
+and asking for them anyway logs a screen of errors before falling back to the CPU. So we first check
+that a CUDA device exists (through the driver library, via ctypes) and that the provider's own
+shared library loads with all of its dependencies, and only then ask for it.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import ctypes
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+# ONNX Runtime's tensor type strings -> numpy dtypes (only the ones our graphs can carry).
+_ORT_DTYPES = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(bool)": np.dtype(np.bool_),
+}
+
+
+def _ort_dtype(name: str, ort_type: str) -> np.dtype:
+    if ort_type not in _ORT_DTYPES:
+        raise ValueError(f"input {name!r} has type {ort_type}, which mclrt runners do not feed")
+    return _ORT_DTYPES[ort_type]
+
+
+class FeedError(ValueError):
+    """A feed that does not match the graph's inputs: a bug in the caller, not user input."""
+
+
+class RunnerError(RuntimeError):
+    """The backend could not load or run the graph (its own message says why)."""
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """Name, shape (ints for fixed dims, a name or None for dynamic ones) and dtype of a graph input."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype
+
+    def check(self, array: np.ndarray) -> None:
+        if array.dtype != self.dtype:
+            raise FeedError(f"input {self.name!r}: dtype {array.dtype}, expected {self.dtype}")
+        if array.ndim != len(self.shape):
+            raise FeedError(f"input {self.name!r}: rank {array.ndim} {array.shape}, expected {self.shape}")
+        for axis, (got, want) in enumerate(zip(array.shape, self.shape)):
+            if isinstance(want, int) and got != want:
+                raise FeedError(f"input {self.name!r}: dim {axis} is {got}, expected {want} (shape {self.shape})")
+
+
+class Runner(abc.ABC):
+    """activate() -> infer(feed) ... -> deactivate(); also `with runner: ...`."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.is_active = False
+        self.last_inference_seconds: float | None = None
+
+    # --- life cycle -----------------------------------------------------------------------------
+    def activate(self) -> None:
+        if self.is_active:
+            return
+        self._activate()
+        self.is_active = True
+
+    def deactivate(self) -> None:
+        if not self.is_active:
+            return
+        self._deactivate()
+        self.is_active = False
+
+    def __enter__(self) -> "Runner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.deactivate()
+
+    # --- inference ------------------------------------------------------------------------------
+    def infer(self, feed: Mapping[str, np.ndarray], check_inputs: bool = True) -> dict[str, np.ndarray]:
+        """Run the graph on `feed` (every input, by name) and return every output, by name."""
+        if not self.is_active:
+            raise RuntimeError(f"runner {self.name} is not active: call activate() or use it as a context manager")
+        if check_inputs:
+            self._check_feed(feed)
+        start = time.perf_counter()
+        outputs = self._infer(feed)
+        self.last_inference_seconds = time.perf_counter() - start
+        return outputs
+
+    def _check_feed(self, feed: Mapping[str, np.ndarray]) -> None:
+        metadata = self.input_metadata()
+        missing = sorted(set(metadata) - set(feed))
+        extra = sorted(set(feed) - set(metadata))
+        if missing or extra:
+            raise FeedError(f"{self.name}: feed is missing {missing} and has unexpected {extra}; inputs are {list(metadata)}")
+        for name, meta in metadata.items():
+            meta.check(np.asarray(feed[name]))
+
+    # --- what a backend provides ------------------------------------------------------------------
+    @abc.abstractmethod
+    def input_metadata(self) -> dict[str, TensorMeta]:
+        """Inputs in graph order (available once active)."""
+
+    @abc.abstractmethod
+    def output_names(self) -> list[str]:
+        """Outputs in graph order (available once active)."""
+
+    @abc.abstractmethod
+    def _activate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _deactivate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+# --- ONNX Runtime ---------------------------------------------------------------------------------
+
+TENSORRT_EP = "TensorrtExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+
+# The shared library each GPU provider lives in, inside onnxruntime/capi.
+_PROVIDER_LIBRARIES = {TENSORRT_EP: "libonnxruntime_providers_tensorrt.so", CUDA_EP: "libonnxruntime_providers_cuda.so"}
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """The providers to ask for, best first, and why each skipped one was skipped."""
+
+    providers: tuple[str, ...]
+    skipped: dict[str, str]
+
+
+def cuda_device_count() -> int:
+    """Number of CUDA devices the driver reports; 0 when there is no driver or no device."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    if driver.cuInit(0) != 0:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def _provider_library_loads(provider: str) -> str | None:
+    """None when the provider's shared library (and so all of its CUDA/TensorRT deps) loads, else why not."""
+    import onnxruntime
+
+    capi = Path(onnxruntime.__file__).parent / "capi"
+    library = capi / _PROVIDER_LIBRARIES[provider]
+    if not library.exists():
+        return f"{library.name} is not part of this onnxruntime build"
+    try:
+        # The provider libraries resolve symbols from the shared bridge, as ONNX Runtime loads them.
+        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(str(library))
+    except OSError as err:
+        return str(err)
+    return None
+
+
+def _preload_pip_cuda_libraries() -> None:
+    """Make CUDA/cuDNN from the nvidia-* pip wheels findable, as ONNX Runtime documents.
+
+    preload_dlls() prints a line for every library it cannot find; those are expected when CUDA comes
+    from the system instead, and the loadability check that follows is the real test.
+    """
+    import onnxruntime
+
+    preload = getattr(onnxruntime, "preload_dlls", None)
+    if preload is None:  # older onnxruntime: system libraries only
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        preload(cuda=True, cudnn=True, msvc=False)
+
+
+def choose_ort_providers(prefer: Sequence[str] = (TENSORRT_EP, CUDA_EP)) -> ProviderChoice:
+    """The usable providers among `prefer` (in that order), always ending with the CPU provider."""
+    import onnxruntime
+
+    available = set(onnxruntime.get_available_providers())
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    gpu_wanted = [p for p in prefer if p in available and p != CPU_EP]
+    devices = cuda_device_count() if gpu_wanted else 0
+    if gpu_wanted and devices:
+        _preload_pip_cuda_libraries()
+    for provider in prefer:
+        if provider == CPU_EP:
+            continue
+        if provider not in available:
+            skipped[provider] = "not in this onnxruntime build"
+        elif not devices:
+            skipped[provider] = "no CUDA device (no driver or no GPU)"
+        elif (reason := _provider_library_loads(provider)) is not None:
+            skipped[provider] = reason
+        else:
+            chosen.append(provider)
+    chosen.append(CPU_EP)
+    return ProviderChoice(tuple(chosen), skipped)
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """Session settings. 0 threads lets ONNX Runtime use one per physical core."""
+
+    intra_op_threads: int = 0
+    providers: tuple[str, ...] | None = None  # None: choose_ort_providers()
+    # ONNX Runtime log severity: 0 verbose .. 3 error, 4 fatal. Warnings about unused initializers and
+    # the like are noise for a user; errors still print.
+    log_severity: int = 3
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs one ONNX graph with ONNX Runtime on the best provider that actually works here."""
+
+    def __init__(self, model: str | os.PathLike | bytes, options: OrtOptions = OrtOptions(), name: str | None = None):
+        self.model = model if isinstance(model, bytes) else Path(model)
+        super().__init__(name or (self.model.name if isinstance(self.model, Path) else "onnxruntime"))
+        self.options = options
+        self.provider_choice: ProviderChoice | None = None
+        self._session = None
+
+    @property
+    def providers_in_use(self) -> list[str]:
+        """What the session really uses: ONNX Runtime may still drop a provider when it is created."""
+        if self._session is None:
+            raise RuntimeError(f"runner {self.name} is not active")
+        return list(self._session.get_providers())
+
+    def _activate(self) -> None:
+        import onnxruntime
+
+        if self.options.providers is None:
+            self.provider_choice = choose_ort_providers()
+        else:
+            self.provider_choice = ProviderChoice(tuple(self.options.providers), {})
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = self.options.intra_op_threads
+        session_options.log_severity_level = self.options.log_severity
+        model = self.model if isinstance(self.model, bytes) else str(self.model)
+        try:
+            self._session = onnxruntime.InferenceSession(
+                model, sess_options=session_options, providers=list(self.provider_choice.providers)
+            )
+        except _onnxruntime_errors() as err:
+            raise RunnerError(f"ONNX Runtime cannot load {self.name}: {_first_line(err)}") from err
+
+    def _deactivate(self) -> None:
+        self._session = None
+
+    def input_metadata(self) -> dict[str, TensorMeta]:
+        if self._session is None:
+            raise RuntimeError(f"runner {self.name} is not active")
+        return {
+            arg.name: TensorMeta(arg.name, tuple(arg.shape), _ort_dtype(arg.name, arg.type))
+            for arg in self._session.get_inputs()
+        }
+
+    def output_names(self) -> list[str]:
+        if self._session is None:
+            raise RuntimeError(f"runner {self.name} is not active")
+        return [arg.name for arg in self._session.get_outputs()]
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.output_names()
+        try:
+            return dict(zip(names, self._session.run(names, dict(feed))))
+        except _onnxruntime_errors() as err:
+            raise RunnerError(f"ONNX Runtime failed running {self.name}: {_first_line(err)}") from err
+
+
+def _onnxruntime_errors() -> tuple[type[Exception], ...]:
+    """ONNX Runtime's own exception classes (they derive from Exception directly, not RuntimeError)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NoModel", "NotFound",
+             "NotImplemented", "RuntimeException", "EPFail", "EngineError", "ModelLoaded")
+    return tuple(getattr(state, name) for name in names if hasattr(state, name)) + (RuntimeError,)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
