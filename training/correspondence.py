@@ -45,6 +45,14 @@ def _chunk(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask
     return torch.bmm(torch.softmax(_similarity(q, k, scale, mask_negative), dim=-1), v)
 
 
+def _chunk_inplace(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask_negative: bool) -> torch.Tensor:
+    """The same rows without autograd: the softmax runs in place, so a chunk costs one B x chunk x M buffer."""
+    sim = _similarity(q, k, scale, mask_negative)
+    sim.sub_(sim.amax(dim=-1, keepdim=True)).exp_()
+    sim.div_(sim.sum(dim=-1, keepdim=True))
+    return torch.bmm(sim, v)
+
+
 def correspondence_chunked(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -61,7 +69,7 @@ def correspondence_chunked(
         if needs_grad:
             outputs.append(checkpoint(_chunk, q_rows, k, v, scale, mask_negative, use_reentrant=False))
         else:
-            outputs.append(_chunk(q_rows, k, v, scale, mask_negative))
+            outputs.append(_chunk_inplace(q_rows, k, v, scale, mask_negative))
     return torch.cat(outputs, dim=1)
 
 
