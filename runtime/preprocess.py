@@ -1,0 +1,262 @@
+"""What a user gives `mclrt infer` -> what the graphs take.
+
+Conditions, per the model's `condition.kind` (all float32 [L, H, W] in [0, 1] at the model's size):
+- edge: a grayscale edge image (white = edge), resized with nearest and thresholded at 50 %;
+- label: a class-id PNG, resized with nearest, one-hot over the model's classes;
+- pose: OpenPose keypoints (OpenPose JSON, or CoCosNet's `<name>_candidate.txt` + `<name>_subset.txt`)
+  in pixels of the model's image size, drawn as CoCosNet's 20-channel pose map;
+- any kind: a `.npy` array [L, H, W] (or [H, W] when L = 1) already in [0, 1] -- the only way in for
+  the 15-channel celeba-edge maps, which need CelebAMask-HQ part masks to draw;
+- or a raw photo with `--extract canny|face|pose`, which makes the condition on the fly (the photo is
+  first resized to the model's size, so edges are as thick as in training).
+The exemplar is any photo: RGB, resized to the model's size (area), scaled to [-1, 1].
+
+The maps themselves are drawn by `mclrt.runtime.conditions`, the same code training uses.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mclrt.runtime import conditions
+from mclrt.runtime.errors import UserError
+from mclrt.runtime.image_io import IMAGE_SUFFIXES
+from mclrt.runtime.model_dir import ConditionSpec
+
+EXTRACT_CHOICES = ("none", "canny", "face", "pose")
+# Which condition kind each extractor makes.
+EXTRACTED_KIND = {"canny": "edge", "face": "edge", "pose": "pose"}
+CANDIDATE_SUFFIX = "_candidate.txt"
+SUBSET_SUFFIX = "_subset.txt"
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class ConditionSource:
+    """One condition the user gave, and the stem its outputs are named after."""
+
+    stem: str
+    path: Path
+    subset: Path | None = None  # CoCosNet pose files come in pairs: the _subset.txt beside the _candidate.txt
+
+
+# --- finding the inputs ----------------------------------------------------------------------------------
+
+
+def accepted_suffixes(kind: str, extract: str) -> tuple[str, ...]:
+    if extract != "none":
+        return IMAGE_SUFFIXES
+    return {
+        "edge": IMAGE_SUFFIXES + (".npy",),
+        "label": IMAGE_SUFFIXES + (".npy",),
+        "pose": (".json", CANDIDATE_SUFFIX, ".npy"),
+        "celeba-edge": (".npy",),
+    }[kind]
+
+
+def find_condition_sources(spec: str, condition: ConditionSpec, extract: str = "none") -> list[ConditionSource]:
+    """Expand --cond (a file, a folder, or a glob pattern) into condition sources, sorted by path."""
+    path = Path(spec)
+    if path.is_file():
+        paths = [path]
+    elif path.is_dir():
+        suffixes = accepted_suffixes(condition.kind, extract)
+        paths = sorted(p for p in path.iterdir() if p.is_file() and _has_suffix(p, suffixes))
+        if not paths:
+            raise UserError(f"holds no condition files ({', '.join(suffixes)})", path)
+    elif _GLOB_CHARS & set(spec):
+        paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        if not paths:
+            raise UserError("the pattern matches no files", spec)
+    else:
+        raise UserError("no such file or folder", path)
+    sources = _pair_pose_files(paths)
+    stems: dict[str, Path] = {}
+    for source in sources:
+        if source.stem in stems:
+            raise UserError(f"has the same name stem as {stems[source.stem]}; outputs would overwrite each other", source.path)
+        stems[source.stem] = source.path
+    return sources
+
+
+def _has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in suffixes)
+
+
+def _pair_pose_files(paths: list[Path]) -> list[ConditionSource]:
+    """A `_candidate.txt` takes its `_subset.txt` along; a subset file listed on its own is its partner's."""
+    candidates = {p.name[: -len(CANDIDATE_SUFFIX)] for p in paths if p.name.endswith(CANDIDATE_SUFFIX)}
+    sources = []
+    for p in paths:
+        if p.name.endswith(SUBSET_SUFFIX) and p.name[: -len(SUBSET_SUFFIX)] in candidates:
+            continue
+        if p.name.endswith(CANDIDATE_SUFFIX):
+            stem = p.name[: -len(CANDIDATE_SUFFIX)]
+            sources.append(ConditionSource(stem, p, p.with_name(stem + SUBSET_SUFFIX)))
+        else:
+            sources.append(ConditionSource(p.stem, p))
+    return sources
+
+
+# --- conditions ---------------------------------------------------------------------------------------------
+
+
+def check_extract(extract: str, condition: ConditionSpec) -> None:
+    """--extract must make the kind of condition the model takes."""
+    if extract not in EXTRACT_CHOICES:
+        raise UserError(f"--extract must be one of {', '.join(EXTRACT_CHOICES)}, not {extract!r}")
+    if extract != "none" and EXTRACTED_KIND[extract] != condition.kind:
+        raise UserError(
+            f"--extract {extract} makes {EXTRACTED_KIND[extract]} maps, but this model's condition is {condition.kind!r}"
+        )
+
+
+def load_condition(source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none") -> np.ndarray:
+    """The condition map float32 [L, H, W] in [0, 1] for one source; bad input is a UserError naming the file."""
+    check_extract(extract, condition)
+    if extract != "none":
+        return condition_from_photo(conditions.load_rgb(source.path), extract, size, source.path)
+    name = source.path.name.lower()
+    if name.endswith(".npy"):
+        return _load_npy_condition(source.path, condition, size)
+    if condition.kind == "edge":
+        return _load_edge_image(source.path, size)
+    if condition.kind == "label":
+        ids = conditions.load_label_png(source.path)
+        ids = cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return conditions.onehot_labels(ids, condition.channels, source.path)
+    if condition.kind == "pose":
+        return _load_pose(source, size)
+    raise UserError(f"{condition.kind} conditions are read from .npy arrays [{condition.channels}, H, W]", source.path)
+
+
+def condition_from_photo(rgb: np.ndarray, extract: str, size: tuple[int, int], path: str | os.PathLike | None = None) -> np.ndarray:
+    """Make the condition from a photo: Canny edges (+ face contours), or a pose map from detected keypoints."""
+    if extract in ("canny", "face"):
+        return conditions.edge_map(resize_photo(rgb, size), face=extract == "face")
+    if extract == "pose":
+        try:
+            keypoints = conditions.pose_keypoints_from_photo(rgb)
+        except UserError as err:
+            raise UserError(err.problem, err.path or path) from None
+        return conditions.pose_map(_scale_keypoints(keypoints, rgb.shape[:2], size), size)
+    raise ValueError(f"unknown extractor {extract!r}")
+
+
+def _load_edge_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+    rgb = conditions.load_rgb(path)  # grey files come back with three equal channels
+    if not (np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2])):
+        raise UserError(
+            "is a colour image with 3 channels; an edge map has 1 (grayscale, white = edge). "
+            "To make edges from a photo, pass --extract canny",
+            path,
+        )
+    gray = cv2.resize(rgb[:, :, 0], (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return (gray > 127).astype(np.float32)[None]
+
+
+def _load_pose(source: ConditionSource, size: tuple[int, int]) -> np.ndarray:
+    if source.subset is not None:
+        keypoints = conditions.read_candidate_subset(source.path, source.subset)
+    else:
+        keypoints = conditions.read_openpose_json(source.path)
+    present = keypoints[:, 2] > 0
+    height, width = size
+    outside = present & ((keypoints[:, 0] >= width) | (keypoints[:, 1] >= height) | (keypoints[:, :2] < 0).any(axis=1))
+    if outside.any():
+        x, y = keypoints[np.flatnonzero(outside)[0], :2]
+        raise UserError(
+            f"keypoint at ({x:.0f}, {y:.0f}) is outside the model's {width}x{height} image; "
+            "keypoints must be in pixels of the model's image size",
+            source.path,
+        )
+    return conditions.pose_map(keypoints, size)
+
+
+def _scale_keypoints(keypoints: np.ndarray, photo_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    scaled = np.array(keypoints, np.float32, copy=True)
+    scaled[:, 0] *= size[1] / photo_size[1]
+    scaled[:, 1] *= size[0] / photo_size[0]
+    return scaled
+
+
+def _load_npy_condition(path: Path, condition: ConditionSpec, size: tuple[int, int]) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)  # never unpickle a user's file
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"not a readable .npy array ({err})", path) from None
+    if array.ndim == 2 and condition.channels == 1:
+        array = array[None]
+    if array.ndim != 3:
+        raise UserError(f"has shape {list(array.shape)}; expected [channels, height, width]", path)
+    if array.shape[0] != condition.channels:
+        raise UserError(f"has {array.shape[0]} channels; this model's {condition.kind} condition has {condition.channels}", path)
+    if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_):
+        raise UserError(f"has dtype {array.dtype}; expected float (or bool) values in [0, 1]", path)
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
+        raise UserError("has values outside [0, 1] (or NaN/inf)", path)
+    if array.shape[1:] != tuple(size):
+        array = np.stack([cv2.resize(channel, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for channel in array])
+    return np.ascontiguousarray(array)
+
+
+# --- exemplars ---------------------------------------------------------------------------------------------
+
+
+def resize_photo(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 resized to (height, width) with area interpolation, as mclrt.json's preprocessing says."""
+    height, width = size
+    if rgb.shape[:2] == (height, width):
+        return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def photo_to_tensor(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> float32 [3, H, W] in [-1, 1]."""
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / 127.5 - 1.0
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    rgb: np.ndarray  # uint8 [H, W, 3] at the model's size (for pictures)
+    tensor: np.ndarray  # float32 [3, H, W] in [-1, 1]
+    condition: np.ndarray | None  # float32 [L, H, W]: its own condition map, for maskmix models
+
+
+def load_exemplar(
+    path: str | os.PathLike,
+    condition: ConditionSpec,
+    size: tuple[int, int],
+    extract: str = "none",
+    exemplar_condition: str | os.PathLike | None = None,
+) -> Exemplar:
+    """Read the exemplar photo; for maskmix models also make its own condition map.
+
+    That map comes from `exemplar_condition` (a condition file, read like --cond) when given, else is
+    extracted from the photo with `extract`, else with the model's default extractor.
+    """
+    original = conditions.load_rgb(path)
+    rgb = resize_photo(original, size)
+    own = None
+    if condition.maskmix:
+        if exemplar_condition is not None:
+            own = load_condition(ConditionSource(Path(exemplar_condition).stem, Path(exemplar_condition)), condition, size)
+        else:
+            how = extract if extract != "none" else (condition.extract or "none")
+            if how == "none":
+                raise UserError(
+                    f"this model also needs the exemplar's own {condition.kind} map, which cannot be extracted "
+                    "from a photo: pass it with --exemplar-cond",
+                    path,
+                )
+            check_extract(how, condition)
+            own = condition_from_photo(original, how, size, path)
+    return Exemplar(rgb, photo_to_tensor(rgb), own)
