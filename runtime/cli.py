@@ -35,6 +35,9 @@ def _global_options(
 from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
 
 app.command("info")(info)
+from mclrt.runtime.infer_cli import infer  # noqa: E402
+
+app.command("infer")(infer)
 
 
 def main(argv: list[str] | None = None) -> int:
