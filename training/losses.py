@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Literal, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -256,7 +256,7 @@ def _label_ids_at(label: Tensor, size: torch.Size) -> Tensor:
 # --- generation-network losses (paper §3.5, CoCosNet's definitions) ---------------------------------
 
 
-def perceptual_loss(fake_features: Tensor, real_features: Tensor, *, distance: str = "mse") -> Tensor:
+def perceptual_loss(fake_features: Tensor, real_features: Tensor, *, distance: Literal["mse", "l1"] = "mse") -> Tensor:
     """L_perc between VGG features of the output and the ground truth at one layer (paper eq. 6).
 
     CoCosNet uses the MSE at relu5_2 (ADE20K) or relu4_2 (faces, poses); the paper's eq. 6 writes an
@@ -271,7 +271,7 @@ def perceptual_loss(fake_features: Tensor, real_features: Tensor, *, distance: s
 
 
 def contextual_loss(
-    features: Tensor, target_features: Tensor, *, bandwidth: float = 0.1, center: str = "position"
+    features: Tensor, target_features: Tensor, *, bandwidth: float = 0.1, center: Literal["position", "spatial"] = "position"
 ) -> Tensor:
     """Contextual loss -log CX (Mechrez et al.), exactly as CoCosNet's `ContextualLoss_forward`.
 
@@ -317,7 +317,7 @@ def multilayer_contextual_loss(
     *,
     layers: Sequence[ContextualLayer] = COCOSNET_CONTEXTUAL_LAYERS,
     bandwidth: float = 0.1,
-    center: str = "position",
+    center: Literal["position", "spatial"] = "position",
 ) -> Tensor:
     """L_cxt (paper eq. 7): weighted contextual losses of the output against the exemplar (detached)."""
     total = fake_levels[0].new_zeros(())
