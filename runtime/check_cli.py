@@ -1,0 +1,74 @@
+"""`mclrt check DIR`: is this exported model sound, and will TensorRT take it? (No GPU needed.)"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+_STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
+_EXAMPLES_SHOWN = 3
+
+
+def check(
+    model: Path = typer.Argument(..., help="Model directory written by `mclrt export`."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    trt: Optional[bool] = typer.Option(
+        None, "--trt/--no-trt", help="Parse and build with TensorRT-RTX on the CPU (default: when it is installed)."
+    ),
+    compute_capability: str = typer.Option("SM86", "--compute-capability", help="Target of the TensorRT-RTX CPU build."),
+) -> None:
+    """Check a model directory: ONNX validity, TensorRT op support, the correspondence op, ONNX Runtime, FP16 risks."""
+    from mclrt.runtime.check import CheckOptions, check_model_dir, tensorrt_rtx_installed
+    from mclrt.runtime.errors import UserError
+
+    if trt and not tensorrt_rtx_installed():
+        raise UserError("--trt needs TensorRT-RTX: pip install 'mclrt[trt-check]' && python -m mclrt.tools.trt_rtx_setup")
+    report = check_model_dir(model, CheckOptions(tensorrt=trt, compute_capability=compute_capability))
+    if json_output:
+        print(json.dumps(report.to_dict()))
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _print_report(report) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    steps = Table(title=f"mclrt check {report.model}", title_justify="left")
+    steps.add_column("step", no_wrap=True)
+    steps.add_column("graph", no_wrap=True)
+    steps.add_column("result", no_wrap=True)
+    steps.add_column("detail", overflow="fold")
+    for step in report.steps:
+        steps.add_row(step.step, step.graph or "", _STATUS_STYLE[step.status], escape(step.detail))
+    console.print(steps)
+
+    # Findings grouped by (check, graph, message) so 40 identical InstanceNorm warnings are one line.
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for finding in report.findings:
+        groups[(finding.severity, finding.check, finding.graph or "", finding.message)].append(finding.node or "")
+    if groups:
+        findings = Table(title="findings", title_justify="left")
+        findings.add_column("", no_wrap=True)
+        findings.add_column("check", no_wrap=True)
+        findings.add_column("graph", no_wrap=True)
+        findings.add_column("what", overflow="fold")
+        findings.add_column("where", overflow="fold")
+        for (severity, check, graph, message), nodes in sorted(groups.items(), key=lambda item: item[0][0]):
+            named = [n for n in nodes if n]
+            where = ", ".join(named[:_EXAMPLES_SHOWN]) + (f" (+{len(named) - _EXAMPLES_SHOWN} more)" if len(named) > _EXAMPLES_SHOWN else "")
+            mark = "[red]error[/]" if severity == "error" else "[yellow]warning[/]"
+            findings.add_row(mark, check, graph, escape(message), escape(where))
+        console.print(findings)
+    verdict = "[green]passed[/]" if report.ok else "[red]failed[/]"
+    errors = sum(f.severity == "error" for f in report.findings)
+    warnings = sum(f.severity == "warning" for f in report.findings)
+    console.print(f"check {verdict}: {errors} error(s), {warnings} warning(s)")
