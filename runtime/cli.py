@@ -38,6 +38,11 @@ app.command("info")(info)
 from mclrt.runtime.infer_cli import infer  # noqa: E402
 
 app.command("infer")(infer)
+from mclrt.runtime.bench_cli import bench  # noqa: E402
+from mclrt.runtime.check_cli import check  # noqa: E402
+
+app.command("bench")(bench)
+app.command("check")(check)
 
 
 def main(argv: list[str] | None = None) -> int:
