@@ -32,6 +32,9 @@ def _global_options(
 
 
 # --- commands (each defined beside the code it drives) --------------------------------------
+from mclrt.runtime.trt.engine_cli import engine_app  # noqa: E402
+
+app.add_typer(engine_app, name="engine")
 from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
 
 app.command("info")(info)

@@ -60,9 +60,10 @@ MODULE_NAMES: dict[Flavour, tuple[str, ...]] = {
 MINIMUM_VERSION: dict[Flavour, Version] = {Flavour.ENTERPRISE: (8, 5), Flavour.RTX: (1, 0)}
 
 # Compute capabilities an RTX build targets when asked for `--target auto` on a machine without a
-# GPU (AOT build on the CPU): Turing, Ampere, Ada and Blackwell consumer GPUs. Filtered against the
-# enum of the installed bindings, which knows which of these it can build for.
-DEFAULT_RTX_TARGETS: tuple[str, ...] = ("sm75", "sm80", "sm86", "sm89", "sm120")
+# GPU (AOT build on the CPU): Ampere, Ada and Blackwell. Not Turing (sm75): TensorRT-RTX 1.7 refuses
+# FP32 GEMMs there ("Cannot compile operation ... for Turing (SM75): FP32 GEMM is not supported"),
+# and the correspondence is an FP32 GEMM by design. Filtered against the installed bindings' enum.
+DEFAULT_RTX_TARGETS: tuple[str, ...] = ("sm80", "sm86", "sm89", "sm120")
 
 
 @dataclass(frozen=True)

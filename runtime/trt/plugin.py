@@ -230,6 +230,17 @@ def register_plugin(trt: ModuleType) -> bool:
     return True
 
 
+def unregister_plugin(trt: ModuleType) -> None:
+    """Undo register_plugin (for `--plugin off` in a process that registered it before)."""
+    creator = _registered_creators.pop(id(trt), None)
+    if creator is not None:
+        trt.get_plugin_registry().deregister_creator(creator)
+
+
+def is_registered(trt: ModuleType) -> bool:
+    return trt.get_plugin_registry().get_creator(IDENTITY.name, IDENTITY.version, IDENTITY.namespace) is not None
+
+
 def registered_plugins(trt: ModuleType) -> list[str]:
     """'namespace::name (version)' of every creator in the registry, for `mclrt doctor`."""
     names = []

@@ -1,0 +1,63 @@
+"""`mclrt engine build`: TensorRT plans for a model directory (see mclrt.runtime.trt.builder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+engine_app = typer.Typer(help="TensorRT engines: build plans (cached) for a model directory.", no_args_is_help=True)
+
+
+@engine_app.command("build")
+def build(
+    model: Path = typer.Option(..., "--model", help="Model directory (mclrt.json + exemplar_encoder.onnx + translator.onnx)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 (ONNX recipe, protected layers FP32) | int8 (Q/DQ models from calibration)."),
+    plugin: str = typer.Option("auto", "--plugin", help="auto | on | off: map CorrespondenceSoftmax to the plugin, or inline its ONNX function."),
+    batch: str = typer.Option("1:1:4", "--batch", help="Dynamic batch profile MIN:OPT:MAX, or one number for a static batch."),
+    workspace: Optional[int] = typer.Option(None, "--workspace", help="Builder workspace limit in MiB (default: TensorRT's)."),
+    target: str = typer.Option("auto", "--target", help="auto | sm80,sm86,... (TensorRT-RTX) | ampere-plus (enterprise)."),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core (Jetson; FP16/INT8, static batch)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the engine cache, $MCLRT_CACHE_DIR or ~/.cache/mclrt)."),
+    no_build: bool = typer.Option(False, "--no-build", help="Never build: fail unless up-to-date plans are cached."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the cached plans are up to date."),
+    verbose: bool = typer.Option(False, "--verbose", help="Print TensorRT's full log."),
+) -> None:
+    """Build one plan per graph (exemplar_encoder.plan, translator.plan) into OUT/<precision>-<plugin>/."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.runtime.trt import builder
+
+    console = Console(stderr=True)
+    options = builder.BuildOptions(
+        precision=precision,
+        plugin=plugin,
+        batch=builder.BatchProfile.parse(batch),
+        workspace_mb=workspace,
+        target=target,
+        dla_core=dla_core,
+        rebuild=rebuild,
+        no_build=no_build,
+        verbose=verbose,
+    )
+    model_dir = load_model_dir(model)
+    results = builder.build_engines(model_dir, options, out=out, progress=lambda text: console.print(f"[dim]{text}[/dim]"))
+
+    table = Table(title=f"TensorRT plans in {results[0].plan.parent}")
+    # corr: how the correspondence was built; layers: in Half / holding FP32-protected nodes.
+    for column in ("graph", "status", "MB", "s", "corr", "layers", "fp16 err"):
+        table.add_column(column)
+    for result in results:
+        report = result.report
+        plugin_state = "-" if report is None else ("plugin" if report.plugin_imported else "inlined" if report.function_inlined else "-")
+        layers = "-" if report is None else f"{report.half_layers} / {len(report.protected_layers)}"
+        # Worst output of the FP16 ONNX against the FP32 ONNX on ONNX Runtime's CPU provider.
+        error = "-" if not (result.fp16 and result.fp16.max_abs_error) else f"{max(result.fp16.max_abs_error.values()):.1e}"
+        table.add_row(result.graph, result.status, f"{result.plan_bytes / 1e6:.1f}", f"{result.seconds:.1f}", plugin_state, layers, error)
+    Console().print(table)
+    for result in results:
+        for note in result.notes:
+            console.print(f"[yellow]warning[/yellow]: {result.graph}: {note}")
