@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer/click exits (e.g. --help)
         return int(exc.code or 0)
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
+        try:
+            import click
+        except ImportError:  # typer >= 0.25 vendors click as typer._click instead of depending on it
+            from typer import _click as click
 
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
