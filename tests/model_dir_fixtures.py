@@ -227,3 +227,35 @@ def numpy_correspondence(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: flo
     p = np.exp(logits)
     p /= p.sum(axis=-1, keepdims=True)
     return p @ v
+
+
+# --- user-side inputs for the CLI tests: real photos shipped in packages ------------------------------
+
+
+def write_photo(path: Path, index: int = 1, size: int = 96) -> Path:
+    """A package photo (0 astronaut, 1 chelsea, 2 coffee, ...) downsized and written as PNG or JPEG."""
+    import cv2
+
+    from mclrt.runtime.conditions import package_photos
+
+    rgb = cv2.resize(package_photos()[index].rgb, (size, size), interpolation=cv2.INTER_AREA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise RuntimeError(f"could not write {path}")
+    return path
+
+
+def write_edge_conditions(folder: Path, count: int = 3, size: int = 64) -> list[Path]:
+    """Edge maps (white = edge, grayscale PNG) of the first `count` package photos."""
+    import cv2
+
+    from mclrt.runtime.conditions import edge_map, package_photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for photo in package_photos()[:count]:
+        edges = edge_map(cv2.resize(photo.rgb, (size, size), interpolation=cv2.INTER_AREA))[0]
+        path = folder / f"{photo.name}.png"
+        cv2.imwrite(str(path), (edges * 255).astype(np.uint8))
+        paths.append(path)
+    return paths
