@@ -16,7 +16,7 @@ CONFIG ?= training/configs/demo.yaml
 MODEL ?= runtime/models/demo
 ENGINE_OUT ?= engines/demo
 
-.PHONY: install test demo demo-train train export engine clean
+.PHONY: install install-extract test demo demo-train train export engine clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ ifeq ($(GPUS),1)
 else
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m mclrt.training.train --config $(CONFIG)
 endif
+
+# mediapipe 0.10.21 (face contours, pose from photos) without its unneeded, numpy-downgrading deps.
+install-extract: $(PY)
+	$(PIP) install --quiet absl-py attrs flatbuffers "protobuf>=4.25.3,<5" matplotlib
+	$(PIP) install --quiet --no-deps mediapipe==0.10.21
 
 engine: $(PY)
 	$(MCLRT) engine build --model $(MODEL) --precision fp32 --out $(ENGINE_OUT)
