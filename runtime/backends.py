@@ -16,12 +16,14 @@ from mclrt.runtime.runners import OnnxRuntimeRunner, OrtOptions, Runner
 class Backend(str, enum.Enum):
     auto = "auto"
     ort = "ort"
+    trt = "trt"
 
 
 def resolve_backend(backend: Backend) -> Backend:
     if backend is Backend.auto:
-        # TensorRT joins here: `return Backend.trt if <TensorRT runner reports a usable GPU> else Backend.ort`
-        return Backend.ort
+        from mclrt.runtime.trt.backend import tensorrt_usable
+
+        return Backend.trt if tensorrt_usable() else Backend.ort
     return backend
 
 
@@ -30,6 +32,10 @@ def open_runner(graph: Path, backend: Backend, threads: int = 0) -> Runner:
     backend = resolve_backend(backend)
     if backend is Backend.ort:
         return OnnxRuntimeRunner(graph, OrtOptions(intra_op_threads=threads))
+    if backend is Backend.trt:
+        from mclrt.runtime.trt.backend import open_trt_runner
+
+        return open_trt_runner(graph)
     raise ValueError(f"unknown backend {backend}")
 
 

@@ -35,6 +35,11 @@ def _global_options(
 from mclrt.runtime.trt.engine_cli import engine_app  # noqa: E402
 
 app.add_typer(engine_app, name="engine")
+from mclrt.runtime.trt.compare_cli import compare  # noqa: E402
+from mclrt.runtime.trt.doctor import doctor  # noqa: E402
+
+app.command("compare")(compare)
+app.command("doctor")(doctor)
 from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
 
 app.command("info")(info)

@@ -1,0 +1,182 @@
+"""`mclrt doctor [--selftest]`: what this machine can run, and whether TensorRT engines work on it.
+
+`doctor` lists the GPU, driver and CUDA runtime, the TensorRT flavour and version (with the rows of
+the version table that matter), ONNX Runtime's providers, the registered TensorRT plugins and the
+engine cache. `--selftest` then builds the model's engines in FP32 and FP16 (the demo model unless
+`--model` is given), and compares each with ONNX Runtime on the CPU: PASS/FAIL with the numbers.
+Without a GPU it prints all it could check -- including the builds, which TensorRT-RTX can do on
+a CPU -- and ends with "no CUDA device" (exit code 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mclrt.runtime.errors import UserError
+
+DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo"
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def facts() -> list[tuple[str, str]]:
+    """(topic, finding) rows of the machine report; never raises for a missing component."""
+    from mclrt.runtime.trt import cache, compat, device, plugin
+
+    rows: list[tuple[str, str]] = []
+    info = device.probe()
+    if info.gpus:
+        for gpu in info.gpus:
+            rows.append((f"GPU {gpu.index}", f"{gpu.name}, compute capability {gpu.compute_capability[0]}.{gpu.compute_capability[1]}, {gpu.total_memory_bytes / 2**30:.1f} GiB"))
+    else:
+        rows.append(("GPU", info.problem or "none"))
+    rows.append(("CUDA driver", info.driver_version or "not installed"))
+    rows.append(("CUDA runtime (cuda-python)", info.runtime_version or ("cuda-python not installed" if importlib.util.find_spec("cuda") is None else "unavailable")))
+    if info.l4t_release or info.power_mode:
+        rows.append(("Jetson", f"L4T {info.l4t_release or '?'}, power mode {info.power_mode or '?'}"))
+
+    installed = compat.detect()
+    if installed is None:
+        rows.append(("TensorRT", "not installed (pip install tensorrt; or mclrt[trt-check] for TensorRT-RTX)"))
+    else:
+        caps = installed.caps
+        rows.append(("TensorRT", f"{caps.label} (module {installed.module_name})"))
+        rows.append(
+            (
+                "TensorRT features",
+                ", ".join(
+                    [
+                        "strongly typed" if caps.always_strongly_typed else "weak typing + opt-in strong typing" if caps.strongly_typed_opt_in else "weak typing",
+                        "Python plugin" if caps.python_plugin_v3 else "no Python plugin",
+                        "plugin overrides ONNX function" if caps.plugin_overrides_local_function else "ONNX function always inlined",
+                        "QDP AOT plugin" if caps.qdp_aot else "no AOT plugin",
+                        "compute-capability targets" if caps.compute_capability_targets else "builds for this GPU",
+                        "timing cache" if caps.timing_cache else "no timing cache",
+                        "DLA" if caps.dla else "no DLA",
+                    ]
+                ),
+            )
+        )
+        plugin.register_plugin(installed.module)
+        rows.append(("TensorRT plugins", ", ".join(plugin.registered_plugins(installed.module))))
+    rows.append(("Triton (plugin kernel)", _package_version("triton") or "not installed"))
+
+    import onnxruntime
+
+    from mclrt.runtime.runners import choose_ort_providers
+
+    choice = choose_ort_providers()
+    skipped = "; ".join(f"{p}: {why}" for p, why in choice.skipped.items())
+    rows.append(("ONNX Runtime", f"{onnxruntime.__version__}: uses {', '.join(choice.providers)}" + (f" (skipped {skipped})" if skipped else "")))
+    root = cache.cache_root()
+    plans = list(root.glob("engines/*/*/*.plan")) if root.is_dir() else []
+    rows.append(("Engine cache", f"{root} ({len(plans)} plans)"))
+    return rows
+
+
+def selftest_rows(model: Path) -> tuple[list[tuple[str, str, str]], bool]:
+    """(check, verdict, detail) rows for the build half of the self-test, and whether all passed."""
+    from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.runtime.trt import builder
+
+    model_dir = load_model_dir(model)
+    rows, ok = [], True
+    for precision in ("fp32", "fp16"):
+        try:
+            results = builder.build_engines(model_dir, builder.BuildOptions(precision=precision))
+        except UserError as err:
+            rows.append((f"build {precision}", "FAIL", str(err)))
+            ok = False
+            continue
+        for result in results:
+            report = result.report
+            detail = f"{result.status}, {result.plan_bytes / 1e6:.1f} MB"
+            if report is not None:
+                detail += f", {report.half_layers} layers in Half, {len(report.protected_layers)} protected layers in FP32"
+            if result.fp16 is not None and result.fp16.max_abs_error:
+                detail += f", FP16 ONNX max |err| {max(result.fp16.max_abs_error.values()):.1e} (ORT CPU)"
+            rows.append((f"build {precision} {result.graph}", "PASS", detail))
+    return rows, ok
+
+
+def selftest_compare_rows(model: Path) -> tuple[list[tuple[str, str, str]], bool]:
+    """(check, verdict, detail) rows of TensorRT vs ONNX Runtime (CPU); needs a GPU."""
+    from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.runtime.trt.compare import compare_backends
+
+    model_dir = load_model_dir(model)
+    rows, ok = [], True
+    for precision in ("fp32", "fp16"):
+        for r in compare_backends(model_dir, ["ort", "trt"], precision):
+            rows.append(
+                (f"trt {precision} vs ort {r.graph}/{r.output}", "PASS" if r.passed else "FAIL", f"max abs {r.max_abs:.2e}, max rel {r.max_rel:.2e}, PSNR {r.psnr_db:.1f} dB")
+            )
+            ok &= r.passed
+    return rows, ok
+
+
+def run_selftest(model: Path, has_device: bool, device_problem: str | None) -> tuple[list[tuple[str, str, str]], bool]:
+    """All self-test rows: load, build FP32/FP16, and (with a GPU) TensorRT vs ONNX Runtime."""
+    from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.runtime.trt import compat
+
+    try:
+        load_model_dir(model)
+    except UserError as err:
+        return [("load model", "FAIL", str(err))], False
+    if compat.detect() is None:
+        return [("build", "FAIL", "TensorRT is not installed")], False
+    rows, ok = selftest_rows(model)
+    if not has_device:
+        rows.append(("run plans vs ONNX Runtime", "SKIP", device_problem or "no CUDA device"))
+    elif ok:
+        compared, compared_ok = selftest_compare_rows(model)
+        rows += compared
+        ok &= compared_ok
+    return rows, ok
+
+
+def doctor(
+    selftest: bool = typer.Option(False, "--selftest", help="Build the model's FP32 and FP16 engines and compare them with ONNX Runtime (CPU)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model directory for --selftest (default: the demo model)."),
+) -> None:
+    """Report GPU, driver, CUDA, TensorRT, ONNX Runtime, plugins and engine cache; --selftest checks engines end to end."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mclrt.runtime.trt import device
+
+    console = Console()
+    table = Table(title="mclrt doctor", show_header=False)
+    for topic, finding in facts():
+        table.add_row(topic, finding)
+    console.print(table)
+
+    info = device.probe()
+    if selftest:
+        model = model or DEMO_MODEL
+        rows, ok = run_selftest(model, info.has_device, info.problem)
+        results = Table(title=f"self-test: {model}")
+        for column in ("check", "verdict", "detail"):
+            results.add_column(column)
+        for row in rows:
+            results.add_row(*row)
+        console.print(results)
+        if not info.has_device:
+            console.print(f"self-test: builds {'PASS' if ok else 'FAIL'}; running the plans needs a CUDA device")
+        else:
+            console.print("self-test: " + ("PASS" if ok else "FAIL"))
+            if not ok:
+                raise typer.Exit(1)
+    if not info.has_device:
+        raise UserError(info.problem or "no CUDA device")
