@@ -145,11 +145,11 @@ def _bench_photos() -> tuple[np.ndarray, np.ndarray]:
     try:
         photos = conditions.package_photos()
     except UserError:
-        return _test_pattern(0), _test_pattern(1)
+        return drawn_pattern(0), drawn_pattern(1)
     return photos[1].rgb, photos[0].rgb  # chelsea as the exemplar, astronaut as the condition source
 
 
-def _test_pattern(seed: int, side: int = 512) -> np.ndarray:
+def drawn_pattern(seed: int, side: int = 512) -> np.ndarray:
     rng = np.random.default_rng(seed)
     canvas = np.full((side, side, 3), 40, np.uint8)
     for _ in range(12):

@@ -222,7 +222,8 @@ def _correspondence(model_dir: ModelDir, models: dict) -> list[Finding]:
                 findings.append(Finding(check, "error", graph, label, f"attribute {name!r} has type {AttributeProto.AttributeType.Name(attrs[name].type)}"))
         values = {name: helper.get_attribute_value(a) for name, a in attrs.items()}
         namespace = values.get("plugin_namespace")
-        if namespace is not None and (namespace.decode() if isinstance(namespace, bytes) else namespace) != PLUGIN_NAMESPACE:
+        namespace = namespace.decode() if isinstance(namespace, bytes) else namespace
+        if namespace is not None and namespace != PLUGIN_NAMESPACE:
             findings.append(Finding(check, "error", graph, label, f"plugin_namespace is {namespace!r}, must be {PLUGIN_NAMESPACE!r} (else TensorRT inlines even with the plugin registered)"))
         if isinstance(values.get("scale"), float) and not np.isclose(values["scale"], corr.scale, rtol=1e-6):
             findings.append(Finding(check, "error", graph, label, f"scale is {values['scale']}, mclrt.json says {corr.scale}"))
