@@ -56,18 +56,14 @@ def _print_report(report) -> None:
     for finding in report.findings:
         groups[(finding.severity, finding.check, finding.graph or "", finding.message)].append(finding.node or "")
     if groups:
-        findings = Table(title="findings", title_justify="left")
-        findings.add_column("", no_wrap=True)
-        findings.add_column("check", no_wrap=True)
-        findings.add_column("graph", no_wrap=True)
-        findings.add_column("what", overflow="fold")
-        findings.add_column("where", overflow="fold")
+        console.print("[bold]findings[/]")
         for (severity, check, graph, message), nodes in sorted(groups.items(), key=lambda item: item[0][0]):
             named = [n for n in nodes if n]
             where = ", ".join(named[:_EXAMPLES_SHOWN]) + (f" (+{len(named) - _EXAMPLES_SHOWN} more)" if len(named) > _EXAMPLES_SHOWN else "")
             mark = "[red]error[/]" if severity == "error" else "[yellow]warning[/]"
-            findings.add_row(mark, check, graph, escape(message), escape(where))
-        console.print(findings)
+            place = f"{graph}: " if graph else ""
+            at = f" [dim]at {escape(where)}[/]" if where else ""
+            console.print(f"  {mark} {escape(f'[{check}]')} {escape(place + message)}{at}", highlight=False)
     verdict = "[green]passed[/]" if report.ok else "[red]failed[/]"
     errors = sum(f.severity == "error" for f in report.findings)
     warnings = sum(f.severity == "warning" for f in report.findings)
