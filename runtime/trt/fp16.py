@@ -173,13 +173,58 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: Collection[str], tool: Fp
         return _convert_with_autocast(model, keep_fp32)
     from onnxconverter_common import float16
 
-    return float16.convert_float_to_float16(
+    converted = float16.convert_float_to_float16(
         model,
         keep_io_types=True,  # the contract's inputs and outputs are float32
         node_block_list=sorted(keep_fp32),
         # the converter's own list: ops it knows have no FP16 kernels or mis-convert (Resize, Range, ...)
         op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST),
     )
+    return _restore_float_outputs(model, converted)
+
+
+def _restore_float_outputs(original: onnx.ModelProto, converted: onnx.ModelProto) -> onnx.ModelProto:
+    """Fix-up for onnxconverter-common: when a blocked (FP32) node writes a graph output, it appends a
+    Cast to FP16 and retypes the output as FP16, despite keep_io_types. The FP32 result is right
+    there: the Cast becomes an Identity, and any consumer inside the graph gets its own FP16 Cast."""
+    wanted = {o.name: o.type.tensor_type.elem_type for o in original.graph.output}
+    graph = converted.graph
+    for output in graph.output:
+        if wanted.get(output.name) != TensorProto.FLOAT or output.type.tensor_type.elem_type != TensorProto.FLOAT16:
+            continue
+        producer = next(n for n in graph.node if output.name in n.output)
+        to = next((a.i for a in producer.attribute if a.name == "to"), None)
+        if producer.op_type == "Cast" and to == TensorProto.FLOAT16:
+            producer.op_type = "Identity"
+            del producer.attribute[:]
+        else:
+            half = output.name + "/fp16"
+            producer.output[list(producer.output).index(output.name)] = half
+            graph.node.append(onnx.helper.make_node("Cast", [half], [output.name], name=output.name + "/to_fp32", to=TensorProto.FLOAT))
+        readers = [n for n in graph.node if output.name in n.input]
+        if readers:
+            half_copy = output.name + "/as_fp16"
+            graph.node.append(onnx.helper.make_node("Cast", [output.name], [half_copy], name=half_copy, to=TensorProto.FLOAT16))
+            for reader in readers:
+                reader.input[:] = [half_copy if name == output.name else name for name in reader.input]
+        output.type.tensor_type.elem_type = TensorProto.FLOAT
+    _sort_topologically(graph)
+    return converted
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(name in available for name in n.input)]
+        if not ready:
+            raise ValueError("graph has a cycle or a dangling input after the FP16 conversion")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _convert_with_autocast(model: onnx.ModelProto, keep_fp32: Collection[str]) -> onnx.ModelProto:
@@ -230,6 +275,10 @@ def check_fp16_model(original: onnx.ModelProto, converted: onnx.ModelProto, prot
         return result
     if [f.SerializeToString() for f in original.functions] != [f.SerializeToString() for f in converted.functions]:
         result.problems.append("a model-local function body was changed by the FP16 conversion")
+    before = {v.name: v.type.tensor_type.elem_type for v in list(original.graph.input) + list(original.graph.output)}
+    for value in list(converted.graph.input) + list(converted.graph.output):
+        if before.get(value.name) != value.type.tensor_type.elem_type:
+            result.problems.append(f"graph input/output {value.name} changed type (the contract keeps it float32)")
     types = _tensor_types(converted)
     present = {node.name for node in converted.graph.node}
     for name in sorted(protected.names - present):
