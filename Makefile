@@ -15,6 +15,7 @@ GPUS ?= 1
 CONFIG ?= training/configs/demo.yaml
 MODEL ?= runtime/models/demo
 ENGINE_OUT ?= engines/demo
+ENGINE_PLUGIN ?= auto
 
 .PHONY: install install-extract test demo demo-train train export engine clean
 
@@ -49,9 +50,10 @@ install-extract: $(PY)
 	$(PIP) install --quiet absl-py attrs flatbuffers "protobuf>=4.25.3,<5" matplotlib
 	$(PIP) install --quiet --no-deps mediapipe==0.10.21
 
+# ENGINE_PLUGIN: auto (the plugin where it can run here), on (map CorrespondenceSoftmax to the plugin), off (inline its ONNX function)
 engine: $(PY)
-	$(MCLRT) engine build --model $(MODEL) --precision fp32 --out $(ENGINE_OUT)
-	$(MCLRT) engine build --model $(MODEL) --precision fp16 --out $(ENGINE_OUT)
+	$(MCLRT) engine build --model $(MODEL) --precision fp32 --plugin $(ENGINE_PLUGIN) --out $(ENGINE_OUT)
+	$(MCLRT) engine build --model $(MODEL) --precision fp16 --plugin $(ENGINE_PLUGIN) --out $(ENGINE_OUT)
 
 clean:
 	rm -rf out engines .pytest_cache

@@ -114,6 +114,8 @@ def _triton_available() -> bool:
 
 
 def _qdp_available() -> bool:
+    if importlib.util.find_spec("mclrt.runtime.trt.qdp_aot") is None:
+        return False
     from mclrt.runtime.trt import qdp_aot
 
     return qdp_aot.qdp_available()
@@ -185,8 +187,6 @@ def resolve(options: BuildOptions, installed: compat.Installed, device: CudaInfo
             raise UserError("--dla-core: DLA runs FP16 or INT8 only")
         if options.batch.min != options.batch.max:
             raise UserError("--dla-core: DLA needs a static batch (--batch N)")
-    if not caps.strongly_typed_available and options.precision == "fp16" and not caps.weak_typing:
-        raise UserError(f"{caps.label} offers neither strong typing nor precision flags")
     # Strong typing wherever it exists, so one FP16 ONNX means the same thing on 10.x, 11.x and RTX.
     # Weak typing only where nothing else works: FP16 before 10.0 or on DLA, and INT8 on <= 10.x,
     # whose Q/DQ graphs still need the INT8 flag.

@@ -67,8 +67,9 @@ def facts() -> list[tuple[str, str]]:
                 ),
             )
         )
-        plugin.register_plugin(installed.module)
-        rows.append(("TensorRT plugins", ", ".join(plugin.registered_plugins(installed.module))))
+        if caps.python_plugin_v3:
+            plugin.register_plugin(installed.module)
+        rows.append(("TensorRT plugins", ", ".join(plugin.registered_plugins(installed.module)) or "none"))
     rows.append(("Triton (plugin kernel)", _package_version("triton") or "not installed"))
 
     import onnxruntime
