@@ -45,8 +45,9 @@ class InferSummary:
     written: list[Path] = field(default_factory=list)
     images: int = 0
     failed: list[str] = field(default_factory=list)  # one "path: problem" line per skipped condition
-    translate_seconds: float = 0.0
+    seconds: float = 0.0  # reading conditions, translating and writing outputs (the per-image work)
     encode_seconds: float = 0.0
+    backend: str = ""  # what ran the graphs, e.g. "onnxruntime (CPUExecutionProvider)"
 
 
 def output_paths(out: Path, stem: str, save_warp: bool) -> list[Path]:
@@ -92,10 +93,10 @@ def infer(
         overwrite=overwrite,
         threads=threads,
     )
-    rate = summary.images / summary.translate_seconds if summary.translate_seconds > 0 else 0.0
+    rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
     console.print(
-        f"{summary.images} image(s) in {summary.translate_seconds:.2f} s ({rate:.1f} images/s; "
-        f"exemplar encoded once in {summary.encode_seconds:.2f} s) -> {out}",
+        f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
+        f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}",
         highlight=False,
         soft_wrap=True,
     )
@@ -137,8 +138,10 @@ def run_infer(
             encoded = pipeline.encode(exemplar.tensor, exemplar.condition)
             summary.encode_seconds = time.perf_counter() - start
             colours = _colour_exemplar(model, encoded) if save_warp else None
-            with _progress(errors, len(sources), describe(pipeline.translator)) as progress:
+            summary.backend = describe(pipeline.translator)
+            with _progress(errors, len(sources), summary.backend) as progress:
                 task = progress.add_task("translating", total=len(sources))
+                loop_start = time.perf_counter()
                 for first in range(0, len(sources), batch):
                     chunk = sources[first : first + batch]
                     good, maps = [], []
@@ -152,10 +155,8 @@ def run_infer(
                             summary.failed.append(str(err))
                             progress.console.print(f"error: {err} (skipped)", markup=False)
                     if good:
-                        start = time.perf_counter()
                         result = pipeline.translate(np.stack(maps), encoded)
                         corr = pipeline.translate(np.stack(maps), colours[0]) if colours else None
-                        summary.translate_seconds += time.perf_counter() - start
                         for i, source in enumerate(good):
                             summary.written += _write_outputs(
                                 out, source, model, maps[i], exemplar.rgb, result.images[i], result.warped[i],
@@ -163,6 +164,7 @@ def run_infer(
                             )
                             summary.images += 1
                     progress.advance(task, len(chunk))
+                summary.seconds = time.perf_counter() - loop_start
     except RunnerError as err:
         raise UserError(str(err), model.path) from err
     return summary
