@@ -116,6 +116,9 @@ def check_extract(extract: str, condition: ConditionSpec) -> None:
         raise UserError(
             f"--extract {extract} makes {EXTRACTED_KIND[extract]} maps, but this model's condition is {condition.kind!r}"
         )
+    # Fail before any work, not once per photo: a missing extra is not a problem of one input file.
+    if extract in ("face", "pose") and not conditions.mediapipe_available():
+        raise UserError(f"--extract {extract} needs mediapipe 0.10.21 (the [extract] extra): {conditions.MEDIAPIPE_INSTALL}")
 
 
 def load_condition(source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none") -> np.ndarray:

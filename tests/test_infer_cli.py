@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mclrt.runtime.conditions import mediapipe_available
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.model_dir import MANIFEST_NAME, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
@@ -173,6 +174,14 @@ def test_bad_input_is_one_line_exit_2_and_no_output(ws, tmp_path, case):
     assert lines[0].startswith("error: ") and named in lines[0] and words in lines[0], lines[0]
     assert "Traceback" not in done.stderr + done.stdout
     assert _files(tmp_path / "out") == []
+
+
+@pytest.mark.skipif(mediapipe_available(), reason="mediapipe is installed: the missing-extra message cannot be shown")
+def test_face_extraction_without_mediapipe_says_how_to_install(ws, tmp_path):
+    done = run_cli("infer", "--model", ws / "model", "--cond", ws / "photo.png", "--exemplar", ws / "exemplar.jpg", "--out", tmp_path / "out", "--extract", "face")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "needs mediapipe" in done.stderr and "pip install" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_continue_on_error_skips_bad_conditions_and_fails_at_the_end(ws, tmp_path):
