@@ -109,7 +109,7 @@ def check_model_dir(path: str | Path, options: CheckOptions = CheckOptions()) ->
         report.add("tensorrt-ops", graph, _trt_ops(prepared[graph], model, graph), _op_summary(prepared[graph]))
 
     report.add("correspondence", None, _correspondence(model_dir, models), "one mclrt::CorrespondenceSoftmax with its function")
-    report.add("correspondence-function", "translator", *_function_numerics(model_dir, models["translator"], options))
+    report.add("correspondence-function", "translator", *_function_numerics(model_dir, models["translator"], prepared["translator"], options))
     ort_findings, ort_detail = _ort_run(model_dir, options)
     report.add("onnxruntime", None, ort_findings, ort_detail)
 
@@ -247,9 +247,8 @@ def _find_function(model):
     return next((f for f in model.functions if (f.domain, f.name) == CORRESPONDENCE), None)
 
 
-def _function_numerics(model_dir: ModelDir, translator, options: CheckOptions) -> tuple[list[Finding], str]:
+def _function_numerics(model_dir: ModelDir, translator, prepared, options: CheckOptions) -> tuple[list[Finding], str]:
     """Run the function body alone in ONNX Runtime on small random inputs; compare with NumPy."""
-    import onnx
     from onnx import helper
 
     from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions, RunnerError
@@ -259,7 +258,7 @@ def _function_numerics(model_dir: ModelDir, translator, options: CheckOptions) -
     node = next((n for n in translator.graph.node if (n.domain, n.op_type) == CORRESPONDENCE), None)
     if function is None or node is None:
         return [Finding(check, "error", "translator", None, "nothing to run: node or function missing (see the correspondence step)")], ""
-    elem = _input_elem_type(translator, node.input[0])
+    elem = _elem_type(prepared, node.input[0])
     corr = model_dir.manifest.correspondence
     batch, n, m, c, cv = 2, 48, 64, 32, corr.value_width
     rng = np.random.default_rng(options.seed)
@@ -289,14 +288,14 @@ def _function_numerics(model_dir: ModelDir, translator, options: CheckOptions) -
     return [], detail
 
 
-def _input_elem_type(model, name: str) -> int:
+def _elem_type(prepared, name: str) -> int:
+    """Element type of a tensor of the (shape-inferred) graph; float32 when inference could not tell."""
     import onnx
-    import onnx.shape_inference
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input):
-        if value.name == name and value.type.tensor_type.elem_type:
-            return value.type.tensor_type.elem_type
+    if prepared is not None:
+        for value in list(prepared.graph.value_info) + list(prepared.graph.input):
+            if value.name == name and value.type.tensor_type.elem_type:
+                return value.type.tensor_type.elem_type
     return onnx.TensorProto.FLOAT
 
 

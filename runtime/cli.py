@@ -46,6 +46,9 @@ app.command("info")(info)
 from mclrt.runtime.infer_cli import infer  # noqa: E402
 
 app.command("infer")(infer)
+from mclrt.runtime.video.cli import video  # noqa: E402
+
+app.command("video")(video)
 from mclrt.runtime.bench_cli import bench  # noqa: E402
 from mclrt.runtime.check_cli import check  # noqa: E402
 

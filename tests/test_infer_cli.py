@@ -4,7 +4,6 @@ and leave nothing in --out."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
