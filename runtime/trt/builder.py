@@ -303,7 +303,8 @@ class ParsedNetwork:
         if not parser.parse(self.onnx_model.SerializeToString()):
             errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
             raise UserError("TensorRT could not parse it: " + " | ".join(errors or self.log.errors[-3:]), self.onnx_path)
-        imported = any(layer_report.PLUGIN_IMPORTED in m for m in self.log.messages)
+        # Read the network, not the log: a plugin layer is there or it is not, whatever a version logs.
+        imported = plugin_layer_count(trt, network) > 0
         if impl in (IMPL_PYTHON, IMPL_AOT) and not imported:
             raise UserError(
                 f"the parser did not map {plugin.IDENTITY.describe()} to the plugin (it inlined the function); "
@@ -313,6 +314,10 @@ class ParsedNetwork:
         if impl == IMPL_INLINE and imported:
             raise RuntimeError("plugin imported although it was not registered")  # a bug, not user input
         return builder, network, parser  # the parser must outlive the network's weights
+
+
+def plugin_layer_count(trt, network) -> int:
+    return sum(1 for i in range(network.num_layers) if network.get_layer(i).type == trt.LayerType.PLUGIN_V3)
 
 
 @dataclass
