@@ -339,3 +339,22 @@ def test_video_never_imports_torch(ws, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("torch-free")
+
+
+def test_video_bench_prints_both_ratios_from_one_run(ws):
+    """The acceptance tool end to end on the tiny model; its ratios are its own numbers' quotients (no timing asserted)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mclrt.tools.video_bench", "--model", str(ws / "tiny"), "--frames", "12", "--live-frames", "6",
+         "--runs", "3", "--warmup", "1", "--json"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["frames"] == result["video_frames_written"] == 12
+    assert result["live_frames"]["read"] == 6
+    assert sum(result["live_frames"][k] for k in ("written", "dropped", "failed")) == 6
+    assert result["latency_ratio"] == pytest.approx(result["video_frame_compute_ms"] / result["bench_end_to_end_ms"])
+    assert result["live_latency_ratio"] == pytest.approx(result["live_frame_latency_ms"] / result["bench_end_to_end_ms"])
+    assert result["throughput_ratio"] == pytest.approx(result["video_fps"] * result["bench_translator_ms"] / 1000.0)
+    assert result["live_fps"] == pytest.approx(0.8 * 1000.0 / result["bench_translator_ms"])
+    assert (result["latency_target"], result["throughput_target"]) == (0.65, 0.9)
