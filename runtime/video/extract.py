@@ -20,10 +20,7 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import ConditionSpec
 from mclrt.runtime.preprocess import check_extract, condition_from_photo
 
-ConditionMaker = Callable[[np.ndarray], np.ndarray]
-
-
-def condition_maker(spec: ConditionSpec, size: tuple[int, int], extract: str) -> ConditionMaker:
+def condition_maker(spec: ConditionSpec, size: tuple[int, int], extract: str) -> Callable[[np.ndarray], np.ndarray]:
     """The per-frame function for this model and --extract; refuses combinations that cannot work, up front."""
     check_extract(extract, spec)
     if extract in ("face", "pose") and not mediapipe_available():
