@@ -358,3 +358,37 @@ def test_video_bench_prints_both_ratios_from_one_run(ws):
     assert result["throughput_ratio"] == pytest.approx(result["video_fps"] * result["bench_translator_ms"] / 1000.0)
     assert result["live_fps"] == pytest.approx(0.8 * 1000.0 / result["bench_translator_ms"])
     assert (result["latency_target"], result["throughput_target"]) == (0.65, 0.9)
+
+
+# --- acceptance: the real exported model ------------------------------------------------------------------
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "runtime" / "models" / "demo"
+
+
+@pytest.fixture
+def real_model(request) -> Path:
+    """The committed demo model, else the export tests' freshly exported nano model."""
+    if (DEMO_MODEL / "mclrt.json").exists():
+        return DEMO_MODEL
+    try:
+        return Path(request.getfixturevalue("nano_model_dir"))
+    except pytest.FixtureLookupError:
+        pytest.skip("needs runtime/models/demo or the nano_model_dir fixture (tests/conftest.py)")
+
+
+def test_hundred_frame_clip_on_the_real_model_reports_per_frame_latency(real_model, tmp_path, capsys):
+    """The acceptance run: 100 frames, exemplar encoded once; timings are reported, never asserted
+    (`python -m mclrt.tools.video_bench` measures the ratios to `mclrt bench`)."""
+    model = load_model_dir(real_model)
+    height, width = model.image_size
+    clip = write_clip(tmp_path / "clip.avi", panned_frames(100, size=(width, height)))
+    write_photo(tmp_path / "exemplar.png", index=1, size=max(height, width))
+    code, report, err = run_video_cli(
+        capsys, "--model", real_model, "--source", clip, "--exemplar", tmp_path / "exemplar.png", "--out", tmp_path / "out.avi", "--extract", "canny"
+    )
+    assert code == 0, err
+    assert report["frames"] == {"read": 100, "written": 100, "dropped": 0, "failed": 0}
+    assert [f["index"] for f in report["per_frame"]] == list(range(100))
+    assert all(f["latency_ms"] >= f["compute_ms"] > 0 for f in report["per_frame"])
+    assert report["stages"]["infer"]["count"] == 100 and report["exemplar_encode_ms"] > 0
+    assert count_video_frames(tmp_path / "out.avi") == (100, (height, width))
