@@ -8,12 +8,14 @@ Where things go:
   summary) goes to stderr.
 Exit codes: 0 when the source ended; 130 when Ctrl-C stopped the run (after the frames in flight
 were written and the output finalized, so it plays); 2 for bad input (one line, no traceback).
-A second Ctrl-C aborts at once and removes the unfinished output.
+A second Ctrl-C aborts at once and removes the unfinished output, as does a Ctrl-C that comes before
+the first frame was written (exit code 130 in both cases).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import signal
@@ -145,7 +147,7 @@ def run_video(
                 source.check_not_empty()  # after loading, so the first frame's latency is not the model's load time
                 out_fps = fps or source.fps or DEFAULT_FPS
                 if settings.drop_late and not source.live:
-                    settings = StreamSettings(settings.batch, settings.max_queue, True, pace_fps=source.fps or out_fps)
+                    settings = dataclasses.replace(settings, pace_fps=settings.pace_fps or source.fps or out_fps)
                 backend_name = describe(pipeline.translator)
                 console.print(_start_line(source.name, out, image_size, how, backend_name, settings), markup=False)
                 ledger = FrameLedger(on_failure=lambda failure: _report_failure(console, failure))
@@ -160,7 +162,10 @@ def run_video(
                     )
                     with _progress(console, source.total) as tick, _stop_on_interrupt(stream, console):
                         run_stream(stream, on_tick=lambda: tick(ledger, stream))
-                    if ledger.written == 0:  # raised inside the sink's block: an empty video is not kept
+                    # Raised inside the sink's block, so an output without a single frame is not kept.
+                    if ledger.written == 0 and stream.stop_requested:
+                        raise KeyboardInterrupt  # Ctrl-C before the first frame was written
+                    if ledger.written == 0:
                         raise UserError(
                             f"no frame was written ({ledger.read} read, {ledger.dropped} dropped, {ledger.failed} failed)", out
                         )
