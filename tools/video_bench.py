@@ -2,9 +2,9 @@
 
     python -m mclrt.tools.video_bench --model runtime/models/demo [--frames 100] [--json]
 
-1. `mclrt bench`'s measurement (`run_benchmark`, batch 1) gives the per-image latency end to end --
-   exemplar photo resized and encoded, condition translated, output converted -- and the
-   translator-only latency.
+1. `mclrt bench`'s measurement (`run_benchmark`, batch 1; before and after runs 2 and 3) gives the
+   per-image latency end to end -- exemplar photo resized and encoded, condition translated, output
+   converted -- and the translator-only latency.
 2. `mclrt video` (`run_video`, batch 1) translates a generated clip as fast as it can: a package
    photo panned across `--frames` frames of the model's size, MJPG .avi, conditions by
    --extract canny, written to a temporary .avi.
@@ -18,8 +18,9 @@ Then
   encoding, which bench does not, so the ratio errs against the video path. Target <= 0.65.
 - throughput ratio = frames written per second in run 2 (pipelined, wall clock) / translator-only
   rate (1000 / bench translator median ms). Target >= 0.9: the other stages overlap the translator.
-All runs share this process, the model files and the machine state (on a shared, loaded machine the
-ratios move with the load). Nothing here asserts a time: it prints what it measured and whether the
+All runs share this process, the model files and the machine state. The bench measurement runs
+before and after the video runs and the two are averaged; their disagreement (`bench_drift`) says
+how much the machine's load changed meanwhile -- above 20 % the ratios are not to be trusted. Nothing here asserts a time: it prints what it measured and whether the
 targets were met; exit code 0 either way. Edge models only: the clip's conditions are made with Canny.
 """
 
@@ -59,6 +60,7 @@ class VideoBenchResult:
     bench_end_to_end_ms: float  # per image, median, exemplar encoded every time
     bench_cached_exemplar_ms: float  # bench's own cached-exemplar path (translate + uint8), for reference
     bench_translator_ms: float  # per image, median
+    bench_drift: float  # |before - after| / mean of the end_to_end medians of the two bench runs
     video_frame_compute_ms: float  # per frame, median, queue waits excluded
     video_frame_latency_ms: float  # per frame, median, read -> written, queue waits included
     video_fps: float
@@ -120,9 +122,9 @@ def measure(
     model = load_model_dir(model_path)
     if model.condition.kind != "edge":
         raise UserError(f"video_bench draws its clip's conditions with Canny, so it needs an edge model (this one is {model.condition.kind})", model_path)
-    bench = run_benchmark(model_path, BenchOptions(backend=backend, batch=1, runs=runs, warmup=warmup, threads=threads))
-    latency = bench.latency_ms_per_image
-    end_to_end, translator = latency["end_to_end"].median_ms, latency["translator"].median_ms
+    options = BenchOptions(backend=backend, batch=1, runs=runs, warmup=warmup, threads=threads)
+    before = run_benchmark(model_path, options).latency_ms_per_image
+    end_to_end, translator = before["end_to_end"].median_ms, before["translator"].median_ms
     live_fps = LIVE_PACE * 1000.0 / translator
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory(prefix="mclrt-video-bench-") as tmp:
@@ -138,13 +140,21 @@ def measure(
         fast = video(panned_clip(work / "clip.avi", frames, model.image_size), "fast_out.avi", StreamSettings(1, max_queue))
         live_clip = panned_clip(work / "live.avi", live_frames, model.image_size, fps=live_fps)
         live = video(live_clip, "live_out.avi", StreamSettings(1, max_queue, drop_late=True))
+    after = run_benchmark(model_path, options).latency_ms_per_image
+
+    def mean(stage: str) -> float:
+        return (before[stage].median_ms + after[stage].median_ms) / 2
+
+    drift = abs(before["end_to_end"].median_ms - after["end_to_end"].median_ms) / mean("end_to_end")
+    end_to_end, translator = mean("end_to_end"), mean("translator")
     return VideoBenchResult(
         model=str(model_path),
         backend=fast.backend,
         frames=frames,
         bench_end_to_end_ms=end_to_end,
-        bench_cached_exemplar_ms=latency["end_to_end_cached_exemplar"].median_ms,
+        bench_cached_exemplar_ms=mean("end_to_end_cached_exemplar"),
         bench_translator_ms=translator,
+        bench_drift=drift,
         video_frame_compute_ms=fast.frame_compute.p50_ms,
         video_frame_latency_ms=fast.frame_latency.p50_ms,
         video_fps=fast.fps,
@@ -199,7 +209,8 @@ def print_table(result: VideoBenchResult) -> None:
         f"compute = the frame's own stage times in the full-speed run (median); its read-to-written latency, queue "
         f"waits included, was {result.video_frame_latency_ms:.1f} ms. live = read-to-written at the live pace "
         f"({live['read']} read, {live['written']} written, {live['dropped']} dropped, {live['failed']} failed). "
-        f"bench's own cached-exemplar path: {result.bench_cached_exemplar_ms:.1f} ms.",
+        f"bench's own cached-exemplar path: {result.bench_cached_exemplar_ms:.1f} ms. bench before vs after the video "
+        f"runs differs by {100 * result.bench_drift:.0f} %" + (" -- the load changed, do not trust these ratios" if result.bench_drift > 0.2 else "") + ".",
         highlight=False,
     )
 
