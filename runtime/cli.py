@@ -43,6 +43,9 @@ app.command("doctor")(doctor)
 from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
 
 app.command("info")(info)
+from mclrt.export.cli import export  # noqa: E402  (torch is imported when the command runs)
+
+app.command("export")(export)
 from mclrt.runtime.infer_cli import infer  # noqa: E402
 
 app.command("infer")(infer)
