@@ -8,8 +8,10 @@
 2. `mclrt video` (`run_video`, batch 1) translates a generated clip as fast as it can: a package
    photo panned across `--frames` frames of the model's size, MJPG .avi, conditions by
    --extract canny, written to a temporary .avi.
-3. `mclrt video --drop-late` translates `--live-frames` frames of the same clip read at a live pace,
-   0.8x the translator-only rate, so frames do not queue: read-to-written is what a viewer waits.
+3. `mclrt video --drop-late --max-queue 1` translates `--live-frames` frames of the same clip read
+   at a live pace, 0.8x the translator-only rate, so frames do not queue up: read-to-written is what
+   a viewer waits. (Queues of one, as a latency-minded live setup uses: if the machine slows down
+   mid-run, late frames are dropped rather than queued behind each other.)
 Then
 - latency ratio = video per-frame latency (median) / bench end_to_end latency (median), once with
   the frame's compute latency from run 2 (decode + canny + translator + encode, queue waits
@@ -139,7 +141,7 @@ def measure(
 
         fast = video(panned_clip(work / "clip.avi", frames, model.image_size), "fast_out.avi", StreamSettings(1, max_queue))
         live_clip = panned_clip(work / "live.avi", live_frames, model.image_size, fps=live_fps)
-        live = video(live_clip, "live_out.avi", StreamSettings(1, max_queue, drop_late=True))
+        live = video(live_clip, "live_out.avi", StreamSettings(1, max_queue=1, drop_late=True))
     after = run_benchmark(model_path, options).latency_ms_per_image
 
     def mean(stage: str) -> float:
