@@ -32,6 +32,9 @@ def _global_options(
 
 
 # --- commands (each defined beside the code it drives) --------------------------------------
+from mclrt.calibration.quantize_cli import quantize  # noqa: E402
+
+app.command("quantize")(quantize)
 from mclrt.runtime.trt.engine_cli import engine_app  # noqa: E402
 
 app.add_typer(engine_app, name="engine")
