@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -18,10 +19,22 @@ def bench(
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed runs before each stage."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    against: Optional[Path] = typer.Option(
+        None, "--against", help="A reference model directory (e.g. the FP32 one) timed in the same run, interleaved: prints the speed-up."
+    ),
 ) -> None:
     """Time each graph and the end-to-end paths on synthetic (valid) inputs."""
     from mclrt.runtime.bench import BenchOptions, run_benchmark
 
+    if against is not None:
+        from mclrt.runtime.bench_against import print_paired_table, run_paired_benchmark
+
+        paired = run_paired_benchmark(model, against, BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads))
+        if json_output:
+            print(json.dumps(paired.to_dict()))
+        else:
+            print_paired_table(paired)
+        return
     result = run_benchmark(model, BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads))
     if json_output:
         print(json.dumps(result.to_dict()))
