@@ -100,11 +100,18 @@ def check_model_dir(path: str | Path, options: CheckOptions = CheckOptions()) ->
     for graph, model in models.items():
         report.add("onnx-checker", graph, _onnx_checker(model_dir, graph), f"{len(model.graph.node)} nodes, opset {_opset(model)}")
 
+    # int8-cpu is ONNX Runtime's encoding (uint8, zero point 128), made beside int8-trt for TensorRT:
+    # its zero points are TensorRT errors by design, so the TensorRT steps do not apply to it.
+    for_tensorrt = model_dir.manifest.precision != "int8-cpu"
+    not_for_tensorrt = "int8-cpu is ONNX Runtime's INT8 encoding; TensorRT takes the int8-trt one"
     prepared = {}
     for graph, model in models.items():
         prepared[graph], problem = _prepare(model, graph)
         if problem is not None:
             report.add("tensorrt-ops", graph, [problem])
+            continue
+        if not for_tensorrt:
+            report.add("tensorrt-ops", graph, [], not_for_tensorrt, skipped=True)
             continue
         report.add("tensorrt-ops", graph, _trt_ops(prepared[graph], model, graph), _op_summary(prepared[graph]))
 
@@ -115,6 +122,9 @@ def check_model_dir(path: str | Path, options: CheckOptions = CheckOptions()) ->
 
     run_trt = tensorrt_rtx_installed() if options.tensorrt is None else options.tensorrt
     for graph in models:
+        if not for_tensorrt:
+            report.add("tensorrt-rtx-build", graph, [], not_for_tensorrt, skipped=True)
+            continue
         if not run_trt:
             reason = "disabled (--no-trt)" if options.tensorrt is False else "TensorRT-RTX not installed (pip install mclrt[trt-check])"
             report.add("tensorrt-rtx-build", graph, [], reason, skipped=True)
