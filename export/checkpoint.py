@@ -79,30 +79,37 @@ def load_checkpoint_model(path: str | os.PathLike, ema: bool = False) -> tuple[M
     return source.model, source.meta
 
 
-def load_checkpoint_source(path: str | os.PathLike, ema: bool = False) -> SourceModel:
-    """`load_checkpoint_model` plus the provenance block the manifest records."""
+def locate_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(checkpoint folder, its model.safetensors) from any form `load_checkpoint_model` accepts."""
     path = Path(path)
     if path.is_file() and path.suffix == ".safetensors":
-        directory, model_file = path.parent, path
-    else:
-        directory = resolve_checkpoint(path)
-        model_file = directory / MODEL_FILE
+        return path.parent, path
+    directory = resolve_checkpoint(path)
+    return directory, directory / MODEL_FILE
+
+
+def load_checkpoint_source(path: str | os.PathLike, ema: bool = False) -> SourceModel:
+    """`load_checkpoint_model` plus the provenance block the manifest records."""
+    directory, model_file = locate_checkpoint(path)
     meta = read_meta(directory)
     config = _model_config(meta, directory / "meta.json")
-
-    model = MCLNet(config)
+    # Files first: a truncated or tampered file should fail before seconds of network construction.
     state = _load_state(model_file, meta)
     weights = "model"
+    ema_state: dict[str, torch.Tensor] = {}
     if ema:
         ema_file = directory / EMA_FILE
         if not ema_file.is_file():
             raise UserError(f"--ema asked for the EMA weights, but the checkpoint has no {EMA_FILE} (was EMA on in training?)", directory)
-        # The EMA may cover every tensor or only the trainable ones; what it has replaces the trained value.
         ema_state = _load_state(ema_file, meta)
-        _check_keys(model, ema_state, ema_file, require_all=False)
-        state.update(ema_state)
         weights = "ema"
+
+    model = MCLNet(config)
     _check_keys(model, state, model_file, require_all=True)
+    if ema:
+        # The EMA may cover every tensor or only the trainable ones; what it has replaces the trained value.
+        _check_keys(model, ema_state, directory / EMA_FILE, require_all=False)
+        state.update(ema_state)
     model.load_state_dict(state, strict=True)
 
     provenance: dict[str, Any] = {

@@ -31,6 +31,7 @@ from mclrt.export.checkpoint import SourceModel
 from mclrt.export.custom_op import CUSTOM_TRANSLATION_TABLE, attach_correspondence_function, correspondence_as_custom_op
 from mclrt.export.graph_checks import graph_problems
 from mclrt.export.parity import ParityOptions, ParityReport, check_parity
+from mclrt.runtime.conditions import EdgeParams
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_directory
 from mclrt.runtime.model_dir import (
@@ -52,9 +53,11 @@ _PROTOBUF_LIMIT = 2**31 - 1
 # Example batch for tracing: not 1, because torch.export specializes dimensions of size 0 and 1.
 _TRACE_BATCH = 2
 
+_EDGE = EdgeParams()  # the runtime's edge maps are the contract; describe them from their parameters
 _CONDITION_PREPROCESSING = {
-    "edge": "1 channel, binary edge map in {0,1}: Canny of the grayscale photo (Gaussian blur sigma 1, "
-    "thresholds 50/150, L2 gradient), plus face-contour lines when a face is found; nearest resize",
+    "edge": f"1 channel, binary edge map in {{0,1}}: Canny of the grayscale photo (Gaussian blur sigma "
+    f"{_EDGE.blur_sigma:g}, thresholds {_EDGE.low_threshold:g}/{_EDGE.high_threshold:g}, L2 gradient), "
+    "plus face-contour lines when a face is found; nearest resize",
     "label": "one-hot of a label-id PNG (ids 0..channels-1), nearest resize",
     "pose": "20 channels in [0,1]: 3 RGB skeleton rendering + 17 limb distance maps (CoCosNet DeepFashion) "
     "from OpenPose-18 keypoints",
