@@ -1,0 +1,45 @@
+"""`mclrt train`: train MCL-Net from a YAML config (torch is imported only when the command runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def train_command(
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Config overrides section.key=value, e.g. train.batch_size=8 vgg.network=off model.ngf=8."
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Training YAML (training/configs/*.yaml). With --resume it defaults to the run's own config."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: log.out of the config)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint, bit-exactly."),
+    max_steps: Optional[int] = typer.Option(
+        None, "--max-steps", min=1, help="Stop after this many steps in total (the learning-rate schedule is unchanged)."
+    ),
+) -> None:
+    """Train MCL-Net (single process, or one rank of torchrun: `make train GPUS=N`)."""
+    from mclrt.runtime.errors import UserError
+    from mclrt.training.options import config_from_dict, load_train_config
+
+    if config is None and not resume:
+        raise UserError("give --config FILE (training/configs/demo.yaml for the CPU demo), or --resume with --out")
+    if config is not None:
+        train_config = load_train_config(config, overrides or [])
+    else:
+        # Resuming without --config: the run's own config, as its latest checkpoint recorded it.
+        from mclrt.training.checkpoint import read_meta, resolve_checkpoint
+        from mclrt.training.options import apply_overrides
+
+        if out is None:
+            raise UserError("--resume without --config needs --out (the run folder to continue)")
+        checkpoint = resolve_checkpoint(out)
+        recorded = read_meta(checkpoint)["train_config"]
+        train_config = config_from_dict(apply_overrides(recorded, overrides or []), checkpoint / "meta.json")
+
+    from mclrt.training.train import train
+
+    train(train_config, out=out, resume=resume, max_steps=max_steps)

@@ -1,0 +1,408 @@
+"""The training loop, read top to bottom: setup, data, networks, resume, then the flat loop.
+
+One step (CoCosNet's order): a generator step -- correspondence + generator forward, every weighted
+loss of `Objective.generator_losses`, one Adam step for generator, correspondence and MCL heads --
+then a discriminator step on the detached output, the optional EMA update and the learning rate of
+the next step. Logging, image grids and checkpoints happen between steps.
+
+Single process: `mclrt train --config FILE`. Several GPUs (or CPU processes, with gloo):
+`torchrun --nproc_per_node=N -m mclrt.training.train --config FILE` (what `make train GPUS=N` runs);
+each rank takes batch_size / N samples per step, DDP averages the gradients.
+
+Resume (`--resume`) continues bit-exactly on the same hardware and number of ranks: weights,
+optimizer moments, every rank's RNG, the data order (the epoch's shuffle is re-created and the
+samples already seen are skipped) and the learning-rate schedule all come back. Verified on the CPU;
+on CUDA, bit-exactness additionally needs deterministic kernels, which this loop does not force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from mclrt.runtime.errors import UserError
+from mclrt.runtime.fsutil import atomic_write_bytes
+from mclrt.training import distributed as D
+from mclrt.training.checkpoint import (
+    Checkpoint,
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from mclrt.training.data import DATASET_KINDS, build_dataset
+from mclrt.training.networks import build_networks
+from mclrt.training.objective import Batch, GeneratorSide, Objective
+from mclrt.training.options import TrainConfig, uses_vgg, write_yaml
+from mclrt.training.previews import preview_grid
+
+
+def load_vgg(config: TrainConfig, say) -> torch.nn.Module | None:
+    """The frozen VGG of the VGG losses; None when they are off (explicitly) or all weighted 0."""
+    if config.vgg.network == "off":
+        say("VGG losses are OFF (vgg.network: off): no perceptual, contextual or VGG feature-matching loss")
+        return None
+    if not uses_vgg(config):
+        say("every VGG-based loss has weight 0: VGG is not loaded")
+        return None
+    from mclrt.training.vgg import VGG16, VGG19, load_vgg_features
+
+    arch = VGG19 if config.vgg.network == "vgg19" else VGG16
+    # Without weights this raises a one-line UserError saying where to put the file.
+    return load_vgg_features(arch, config.vgg.path, sha256=config.vgg.sha256)
+
+
+def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
+    """Constant, then linear to 0 at total_steps (CoCosNet's niter + niter_decay, per step)."""
+    if step < decay_start:
+        return 1.0
+    return max(0.0, (total_steps - step) / max(1, total_steps - decay_start))
+
+
+def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(total steps, step at which the decay starts)."""
+    s = config.schedule
+    if s.steps is not None:
+        return s.steps + s.decay_steps, s.steps
+    return (s.epochs + s.decay_epochs) * steps_per_epoch, s.epochs * steps_per_epoch
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    with torch.no_grad():
+        for ema_p, p in zip(ema.parameters(), model.parameters()):
+            ema_p.lerp_(p, 1.0 - beta)
+        for ema_b, b in zip(ema.buffers(), model.buffers()):
+            ema_b.copy_(b)  # spectral-norm vectors follow the live model
+
+
+def state_sha256(module_states: dict[str, dict[str, torch.Tensor]], optimizer_states: dict[str, dict]) -> str:
+    """One digest of every weight, buffer and optimizer tensor: equal on all ranks unless DDP diverged.
+
+    Takes state dicts, so a saved checkpoint can be hashed the same way as live networks.
+    """
+    digest = hashlib.sha256()
+    tensors = [(f"{n}.{k}", t) for n, state in module_states.items() for k, t in state.items()]
+    for name, state in optimizer_states.items():
+        for pid, slots in state["state"].items():
+            tensors += [(f"{name}.{pid}.{k}", t) for k, t in slots.items() if isinstance(t, torch.Tensor)]
+    for key, tensor in sorted(tensors, key=lambda item: item[0]):  # safetensors files come back key-sorted
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class TrainedRun:
+    """What `train` hands back to a caller in the same process: the run folder and this rank's networks."""
+
+    out_dir: Path
+    step: int
+    model: torch.nn.Module
+    discriminator: torch.nn.Module
+    heads: torch.nn.Module
+    ema: torch.nn.Module | None
+
+
+def train(
+    config: TrainConfig,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    max_steps: int | None = None,
+) -> TrainedRun:
+    """Run (or continue) a training run. Call once per process (torchrun starts one per rank)."""
+    info = D.init_distributed(config.train.device)
+    try:
+        return _train(config, info, Path(out or config.log.out), resume, max_steps)
+    finally:
+        D.shutdown()
+
+
+def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, max_steps: int | None) -> TrainedRun:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def say(message: str) -> None:
+        if info.is_main:
+            console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+    # --- setup ---------------------------------------------------------------------------------
+    checkpoints = out_dir / "checkpoints"
+    existing = latest_checkpoint(checkpoints)
+    if resume and existing is None:
+        raise UserError("nothing to resume: no checkpoint in this run folder", checkpoints)
+    if not resume and existing is not None:
+        raise UserError("already holds checkpoints: pass --resume to continue that run, or choose another --out", out_dir)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    if config.train.batch_size % info.world_size:
+        raise UserError(f"train.batch_size {config.train.batch_size} is not divisible by the {info.world_size} processes")
+    per_rank_batch = config.train.batch_size // info.world_size
+    device = info.device
+    amp = config.train.amp and device.type == "cuda"
+    if config.train.amp and not amp:
+        say("train.amp is on but this is not a CUDA device: training in float32")
+    model_cfg = config.model_config()
+    expected_kind = DATASET_KINDS[config.data.kind][2]
+    if expected_kind != model_cfg.condition_kind:
+        raise UserError(
+            f"data.kind {config.data.kind!r} makes {expected_kind!r} conditions but the model "
+            f"({model_cfg.preset}) expects {model_cfg.condition_kind!r}"
+        )
+
+    # --- data ----------------------------------------------------------------------------------
+    dataset = build_dataset(config.data.kind, config.dataset_options())
+    if getattr(dataset, "num_channels", model_cfg.label_nc) != model_cfg.label_nc:
+        raise UserError(f"the {config.data.kind} data has {dataset.num_channels} condition channels, the model expects {model_cfg.label_nc}")
+    steps_per_epoch = D.ResumableSampler.per_rank_length(dataset, info.world_size) // per_rank_batch
+    if steps_per_epoch < 1:
+        raise UserError(f"the dataset has {len(dataset)} samples, fewer than one batch of {config.train.batch_size}")
+    total_steps, decay_start = schedule_steps(config, steps_per_epoch)
+    stop_step = min(total_steps, max_steps) if max_steps is not None else total_steps
+
+    # --- networks, VGG, objective, optimizers ---------------------------------------------------------
+    nets = build_networks(model_cfg, seed=config.train.seed)  # the same initial weights on every rank
+    model, discriminator, heads = (nets[k].to(device) for k in ("model", "discriminator", "heads"))
+    model = D.maybe_sync_batchnorm(model, device)
+    discriminator = D.maybe_sync_batchnorm(discriminator, device)
+    vgg = load_vgg(config, say)
+    if vgg is not None:
+        vgg = vgg.to(device)
+    objective = Objective(config, model_cfg, vgg)
+    o = config.optim
+    betas = (float(o.beta1), float(o.beta2))
+    trained_heads = list(heads.parameters()) if objective.uses_heads else []
+    opt_g = torch.optim.Adam(
+        [
+            {"params": list(model.generator.parameters()), "lr": o.lr_generator},
+            {"params": list(model.corr.parameters()) + trained_heads, "lr": o.lr_correspondence},
+        ],
+        betas=betas,
+        eps=o.generator_eps,
+    )
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=o.lr_discriminator, betas=betas, eps=o.discriminator_eps)
+    base_lrs = [group["lr"] for group in opt_g.param_groups] + [group["lr"] for group in opt_d.param_groups]
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if config.train.ema else None
+    scaler_g = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler_d = torch.amp.GradScaler(device.type, enabled=amp)
+    train_d = config.loss.gan > 0 or config.loss.gan_feat > 0
+
+    # --- resume ----------------------------------------------------------------------------------
+    step, samples_seen = 0, 0
+    if resume:
+        ckpt = load_checkpoint(existing)
+        if ckpt.model_config != model_cfg.to_dict():
+            raise UserError("the model config differs from the checkpoint's; resume with the run's own config", existing)
+        model.load_state_dict(ckpt.model)
+        discriminator.load_state_dict(ckpt.discriminator)
+        heads.load_state_dict(ckpt.heads)
+        if ema is not None:
+            ema.load_state_dict(ckpt.ema if ckpt.ema is not None else model.state_dict())
+        opt_g.load_state_dict(ckpt.optimizers["generator"])
+        opt_d.load_state_dict(ckpt.optimizers["discriminator"])
+        if "generator" in ckpt.grad_scalers:
+            scaler_g.load_state_dict(ckpt.grad_scalers["generator"])
+            scaler_d.load_state_dict(ckpt.grad_scalers["discriminator"])
+        step, samples_seen = ckpt.step, ckpt.samples_seen
+        if len(ckpt.rng) == info.world_size:
+            restore_rng_state(ckpt.rng[info.rank])
+        else:
+            say(f"the checkpoint was written by {len(ckpt.rng)} processes, this run has {info.world_size}: "
+                "random streams are re-seeded, so this continuation is not bit-exact")
+            D.seed_rank(config.train.seed + step, info.rank)
+        say(f"resuming {existing} at step {step}")
+    else:
+        D.seed_rank(config.train.seed, info.rank)
+
+    generator_side = D.wrap_ddp(GeneratorSide(model, heads if objective.uses_heads else None), info)
+    discriminator_ddp = D.wrap_ddp(discriminator, info)
+    model.train(), discriminator.train(), heads.train()
+
+    # --- output folder (rank 0 writes) ------------------------------------------------------------
+    writer = None
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config_name = "config.yaml" if not resume else f"config-resume-{step:08d}.yaml"
+        atomic_write_bytes(out_dir / config_name, write_yaml(config).encode("utf-8"), overwrite=True)
+        if config.log.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out_dir / "tensorboard"))
+            if not resume:
+                writer.add_text("config", "```\n" + write_yaml(config) + "\n```", 0)
+    run_info = {
+        "data_kind": config.data.kind,
+        "condition_kind": model_cfg.condition_kind,
+        "face_contours_used": bool(getattr(dataset, "face_contours_used", False)),
+        "vgg": config.vgg.network if vgg is not None else "off" if config.vgg.network == "off" else "unused",
+        "world_size": info.world_size,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+    }
+    say(
+        f"{model_cfg.preset} on {config.data.kind} ({len(dataset)} samples), {info.world_size} process(es) on {device}, "
+        f"batch {config.train.batch_size}, {steps_per_epoch} steps/epoch, steps {step} -> {stop_step} of {total_steps}"
+    )
+
+    def write_checkpoint() -> None:
+        rng = D.gather_objects(capture_rng_state())  # every rank's RNG, so every rank resumes exactly
+        states = {"model": model.state_dict(), "discriminator": discriminator.state_dict(), "heads": heads.state_dict()}
+        digests = D.gather_objects(state_sha256(states, {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()}))
+        if info.is_main:
+            if len(set(digests)) > 1:
+                say(f"WARNING: the {info.world_size} processes hold different weights at step {step} (DDP diverged)")
+            ckpt = Checkpoint(
+                step=step,
+                epoch=step // steps_per_epoch,
+                samples_seen=samples_seen,
+                model=model.state_dict(),
+                discriminator=discriminator.state_dict(),
+                heads=heads.state_dict(),
+                ema=ema.state_dict() if ema is not None else None,
+                optimizers={"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
+                rng=rng,
+                grad_scalers={"generator": scaler_g.state_dict(), "discriminator": scaler_d.state_dict()} if amp else {},
+                model_config=model_cfg.to_dict(),
+                train_config=config.to_dict(),
+                info={**run_info, "rank_state_sha256": digests},
+            )
+            save_checkpoint(checkpoints, ckpt, keep_last=config.log.keep_last)
+        D.barrier()
+
+    # --- the loop ----------------------------------------------------------------------------------
+    sums: dict[str, float] = {}
+    counted, interval_start = 0, time.perf_counter()
+    metrics_path = out_dir / "metrics.jsonl"
+    autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
+    progress = _progress(console, info.is_main, step, stop_step)
+    with progress:
+        task = progress.add_task("training", total=stop_step, completed=step)
+        while step < stop_step:
+            epoch = step // steps_per_epoch
+            dataset.set_epoch(epoch)
+            sampler = D.ResumableSampler(dataset, info, config.train.seed, epoch, skip=(step % steps_per_epoch) * per_rank_batch)
+            loader = DataLoader(
+                dataset,
+                batch_size=per_rank_batch,
+                sampler=sampler,
+                num_workers=config.data.workers,
+                drop_last=True,
+                pin_memory=device.type == "cuda",
+                # Its own generator: creating a loader must not draw from the global RNG, or a resumed
+                # run (which creates it at another step) would diverge.
+                generator=torch.Generator().manual_seed(config.train.seed * 100_003 + epoch),
+            )
+            for items in loader:
+                batch = Batch.from_collated(items, device)
+                factor = lr_factor(step, total_steps, decay_start)
+                for group, base in zip(opt_g.param_groups + opt_d.param_groups, base_lrs):
+                    group["lr"] = base * factor
+
+                # generator step: D's weights frozen, gradients flow through it to the output
+                discriminator.requires_grad_(False)
+                with autocast():
+                    outputs = objective.run_generator(generator_side, batch)
+                    g_losses = objective.generator_losses(outputs, batch, discriminator, heads, model.corr.values(batch.exemplar))
+                    g_total = torch.stack(list(g_losses.values())).sum()
+                opt_g.zero_grad(set_to_none=True)
+                scaler_g.scale(g_total).backward()
+                scaler_g.step(opt_g)
+                scaler_g.update()
+                discriminator.requires_grad_(True)
+
+                # discriminator step (hinge) on the detached output
+                d_losses: dict[str, torch.Tensor] = {}
+                if train_d:
+                    for _ in range(config.train.d_steps_per_g):
+                        with autocast():
+                            d_losses = objective.discriminator_losses(discriminator_ddp, batch, outputs["fake"])
+                            d_total = d_losses["d_real"] + d_losses["d_fake"]
+                        opt_d.zero_grad(set_to_none=True)
+                        scaler_d.scale(d_total).backward()
+                        scaler_d.step(opt_d)
+                        scaler_d.update()
+                if ema is not None:
+                    ema_update(ema, model, config.train.ema_beta)
+
+                step += 1
+                samples_seen += config.train.batch_size
+                values = {f"loss/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
+                values["loss/g_total"] = g_total.detach()
+                for name, value in values.items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
+                counted += 1
+                progress.update(task, completed=step)
+
+                if step % config.log.log_every == 0 or step == stop_step:
+                    seconds = (time.perf_counter() - interval_start) / counted
+                    scalars = D.mean_over_ranks({k: v / counted for k, v in sums.items()}, device)
+                    scalars["lr/generator"] = opt_g.param_groups[0]["lr"]
+                    scalars["lr/discriminator"] = opt_d.param_groups[0]["lr"]
+                    scalars["time/seconds_per_step"] = seconds
+                    if info.is_main:
+                        _log(writer, metrics_path, step, epoch, samples_seen, scalars)
+                        losses_text = " ".join(f"{k[5:]}={v:.3g}" for k, v in scalars.items() if k.startswith("loss/"))
+                        progress.console.print(
+                            f"step {step}/{stop_step} {seconds:.2f}s/step {losses_text}", highlight=False, markup=False, soft_wrap=True
+                        )
+                    sums, counted, interval_start = {}, 0, time.perf_counter()
+                if writer is not None and config.log.image_every and (step % config.log.image_every == 0 or step == stop_step):
+                    grid = preview_grid(batch.condition, batch.exemplar, outputs["warped"], outputs["fake"], batch.image, model_cfg.condition_kind)
+                    writer.add_image("samples/condition|exemplar|warped|output|ground_truth", grid, step)
+                if step % config.log.checkpoint_every == 0 or step == stop_step:
+                    write_checkpoint()
+                if step >= stop_step:
+                    break
+    if writer is not None:
+        writer.close()
+    say(f"done at step {step}: {latest_checkpoint(checkpoints)}")
+    return TrainedRun(out_dir, step, model, discriminator, heads, ema)
+
+
+def _log(writer, metrics_path: Path, step: int, epoch: int, samples: int, scalars: dict[str, float]) -> None:
+    if writer is not None:
+        for name, value in scalars.items():
+            writer.add_scalar(name, value, step)
+        writer.flush()
+    line = json.dumps({"step": step, "epoch": epoch, "samples": samples, **scalars})
+    with open(metrics_path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def _progress(console, enabled: bool, start: int, stop: int):
+    """A rich progress bar with ETA on rank 0 (other ranks get a silent one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled or not console.is_terminal,
+        transient=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mclrt.training.train ...` (what torchrun starts): the `mclrt train` command line."""
+    from mclrt.runtime.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
