@@ -33,6 +33,23 @@ METHODS = ("max", "entropy", "percentile")
 _CHUNK = 8  # calibration inputs per collect_data call
 
 
+def require_calibration_caches() -> None:
+    """This design needs quantize_static(calibration_cache_path=...) and save_tensors_data (ONNX Runtime
+    PR #28221, 2026); older releases (e.g. the 1.24 that ModelOpt pins) fail here, not halfway through."""
+    import inspect
+
+    import onnxruntime
+    from onnxruntime.quantization import calibrate, quantize_static
+
+    from mclrt.runtime.errors import UserError
+
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters or not hasattr(calibrate, "save_tensors_data"):
+        raise UserError(
+            f"onnxruntime {onnxruntime.__version__} cannot reuse a calibration (no calibration caches in quantize_static); "
+            "mclrt quantize --tool ort needs a newer onnxruntime (the 1.31 of `pip install mclrt`)"
+        )
+
+
 def ort_method(method: str):
     """Our method name -> onnxruntime.quantization.CalibrationMethod."""
     from onnxruntime.quantization import CalibrationMethod

@@ -131,6 +131,16 @@ def modelopt_available() -> bool:
     return importlib.util.find_spec("modelopt") is not None
 
 
+def check_modelopt(encoding: str, method: str) -> None:
+    """Up front: is ModelOpt here, and can it make what was asked?"""
+    if encoding != "trt":
+        raise UserError("--tool modelopt makes the TensorRT encoding only: pass --encoding trt")
+    if method not in MODELOPT_METHODS:
+        raise UserError(f"ModelOpt calibrates INT8 with {' or '.join(MODELOPT_METHODS)}, not {method!r}")
+    if not modelopt_available():
+        raise UserError("--tool modelopt needs NVIDIA ModelOpt: pip install 'mclrt[quant]' (in its own environment: it pins onnxruntime 1.24 and onnx 1.21)")
+
+
 def quantize_with_modelopt(
     model_path: Path,
     feeds: Sequence[Mapping[str, np.ndarray]],
@@ -148,10 +158,7 @@ def quantize_with_modelopt(
     """
     import re
 
-    if not modelopt_available():
-        raise UserError("--tool modelopt needs NVIDIA ModelOpt: pip install 'mclrt[quant]' (in its own environment)")
-    if method not in MODELOPT_METHODS:
-        raise UserError(f"ModelOpt calibrates INT8 with {' or '.join(MODELOPT_METHODS)}, not {method!r}")
+    check_modelopt("trt", method)
     from modelopt.onnx.quantization import quantize
 
     chosen = set(nodes)

@@ -270,6 +270,26 @@ def placement_violations(fp32: onnx.ModelProto, quantized: onnx.ModelProto, grap
 
 
 def _correspondence_nodes(model: onnx.ModelProto) -> list[bytes]:
-    nodes = [n.SerializeToString(deterministic=True) for n in model.graph.node if n.domain == CORRESPONDENCE_DOMAIN]
-    functions = [f.SerializeToString(deterministic=True) for f in model.functions if f.domain == CORRESPONDENCE_DOMAIN]
-    return nodes + functions
+    """The correspondence node(s) and function(s) in a canonical form: what they compute, not how a
+    tool stored it (graph rewriters such as ModelOpt's drop metadata and type annotations and
+    reorder function bodies)."""
+    nodes = [_canonical(n) for n in model.graph.node if n.domain == CORRESPONDENCE_DOMAIN]
+    for function in model.functions:
+        if function.domain != CORRESPONDENCE_DOMAIN:
+            continue
+        signature = onnx.FunctionProto()
+        signature.CopyFrom(function)
+        del signature.node[:]
+        del signature.metadata_props[:]
+        del signature.value_info[:]
+        signature.doc_string = ""
+        nodes.append(signature.SerializeToString(deterministic=True) + b"".join(sorted(_canonical(n) for n in function.node)))
+    return nodes
+
+
+def _canonical(node: onnx.NodeProto) -> bytes:
+    bare = onnx.NodeProto()
+    bare.CopyFrom(node)
+    del bare.metadata_props[:]
+    bare.name = ""
+    return bare.SerializeToString(deterministic=True)

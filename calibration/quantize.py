@@ -31,8 +31,8 @@ import onnx
 
 from mclrt.calibration import accuracy as acc
 from mclrt.calibration import calib_data, placement, report
-from mclrt.calibration.calibrate import METHODS, calibrate
-from mclrt.calibration.encodings import ENCODINGS, TRT, Encoding, quantize_with_modelopt, quantize_with_ort
+from mclrt.calibration.calibrate import METHODS, calibrate, require_calibration_caches
+from mclrt.calibration.encodings import ENCODINGS, TRT, Encoding, check_modelopt, quantize_with_modelopt, quantize_with_ort
 from mclrt.calibration.sweep import GRAPHS, sweep
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_directory
@@ -83,7 +83,8 @@ def quantize_model_dir(options: QuantizeOptions, progress: Callable[[str], None]
     with tempfile.TemporaryDirectory(prefix="mclrt-quantize-") as work_name, atomic_directory(options.out, options.overwrite) as staging:
         work = Path(work_name)
         prepared, plans = _prepare_graphs(model, work)
-        ranges = _calibrate(model, cset, prepared, options.method, staging / RANGES_DIR, progress)
+        # ModelOpt calibrates by itself; ONNX Runtime's calibration (and the sweep built on it) is for --tool ort.
+        ranges = _calibrate(model, cset, prepared, options.method, staging / RANGES_DIR, progress) if options.tool == "ort" else None
         preprocess = calib_data.Preprocessor(model)
         held_out = acc.HeldOut.build(cset.holdout, [preprocess(image) for image in cset.holdout])
         progress("FP32 on held-out pairs")
@@ -106,7 +107,7 @@ def quantize_model_dir(options: QuantizeOptions, progress: Callable[[str], None]
         # and weights) when that encoding is asked for; the CPU placement leaves some groups out.
         sweep_encoding = TRT if TRT in options.encodings else options.encodings[0]
         sensitivity = []
-        if options.sweep:
+        if options.sweep and ranges is not None:
             sensitivity = sweep(
                 model, prepared, ranges, plans, options.method, sweep_encoding, options.exclude, held_out, fp32, work / "sweep",
                 options.sweep_only, options.threads, progress,
@@ -132,8 +133,10 @@ def _check_inputs(options: QuantizeOptions) -> ModelDir:
         raise UserError(f"--encoding must be one of {', '.join(ENCODING_CHOICES)}, not {options.encoding!r}")
     if options.tool not in TOOLS:
         raise UserError(f"--tool must be one of {', '.join(TOOLS)}, not {options.tool!r}")
-    if options.tool == "modelopt" and options.encoding != "trt":
-        raise UserError("--tool modelopt makes the TensorRT encoding only: pass --encoding trt")
+    if options.tool == "modelopt":
+        check_modelopt(options.encoding, options.method)
+    if options.tool == "ort":
+        require_calibration_caches()
     model = load_model_dir(options.model)
     if model.manifest.precision != "fp32":
         raise UserError(f"is a {model.manifest.precision} model; quantize the FP32 model directory it came from", options.model)
@@ -256,10 +259,19 @@ def _report(options, model, cset, held_out, quantized_nodes, accuracy, sensitivi
         "sweep": {
             "encoding": sweep_encoding.precision if sensitivity else None,
             "groups": [item.to_dict() for item in sensitivity],
+            "skipped": _sweep_skipped(options),
         },
         "seconds": round(time.perf_counter() - started, 1),
         "versions": _versions(),
     }
+
+
+def _sweep_skipped(options: QuantizeOptions) -> str | None:
+    if not options.sweep:
+        return "--no-sweep"
+    if options.tool != "ort":
+        return "ModelOpt calibrates internally; the sweep re-uses ONNX Runtime's calibration (--tool ort)"
+    return None
 
 
 def _write_manifest(model: ModelDir, target: Path, precision: str, full_report: dict, result: acc.Accuracy) -> None:
