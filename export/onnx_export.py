@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from mclrt.export.checkpoint import SourceModel
-from mclrt.export.custom_op import CUSTOM_TRANSLATION_TABLE, attach_correspondence_function, correspondence_as_custom_op
+from mclrt.export.custom_op import DOMAIN, CUSTOM_TRANSLATION_TABLE, attach_correspondence_function, correspondence_as_custom_op
 from mclrt.export.graph_checks import graph_problems
 from mclrt.export.parity import ParityOptions, ParityReport, check_parity
 from mclrt.runtime.conditions import EdgeParams
@@ -52,6 +52,7 @@ DEFAULT_OPSET = 20
 _PROTOBUF_LIMIT = 2**31 - 1
 # Example batch for tracing: not 1, because torch.export specializes dimensions of size 0 and 1.
 _TRACE_BATCH = 2
+_STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
 
 _EDGE = EdgeParams()  # the runtime's edge maps are the contract; describe them from their parameters
 _CONDITION_PREPROCESSING = {
@@ -167,13 +168,24 @@ def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], output_name
             verbose=False,
         )
     model = program.model_proto
-    if any(n.domain == "mclrt" for n in model.graph.node):
+    _drop_stack_traces(model)
+    if any(n.domain == DOMAIN for n in model.graph.node):
         attach_correspondence_function(model)
     size = model.ByteSize()
     if size > _PROTOBUF_LIMIT:
         raise ValueError(f"{path.name} would be {size / 2**30:.2f} GiB; one self-contained file must stay below 2 GiB")
     onnx.save_model(model, str(path), save_as_external_data=False)
     return model
+
+
+def _drop_stack_traces(model: onnx.ModelProto) -> None:
+    """The exporter records each node's Python stack trace: absolute paths of this machine and line
+    numbers, so any edit anywhere would change the file's hash. The module scopes it also records
+    (`pkg.torch.onnx.name_scopes`, read by calibration) stay."""
+    for node in model.graph.node:
+        kept = [p for p in node.metadata_props if p.key != _STACK_TRACE_KEY]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
 
 
 def export_graphs(model: MCLNet, directory: Path, opset: int = DEFAULT_OPSET) -> dict[str, float]:

@@ -168,7 +168,8 @@ def test_nano_export_follows_the_model_directory_contract(nano_model_dir, nano_c
 
 def test_nano_graphs_are_clean_and_self_contained(nano_model_dir):
     """Constant-folded (no Constant/Identity left, no node computable from weights alone), spectral
-    norm folded (no parametrization tensors), no random or dropout op, weights inside the file."""
+    norm folded (no parametrization tensors), no random or dropout op, weights inside the file, no
+    stack traces."""
     for file, model in _models(nano_model_dir).items():
         initializers = {t.name for t in model.graph.initializer}
         ops = {n.op_type for n in model.graph.node}
@@ -177,6 +178,9 @@ def test_nano_graphs_are_clean_and_self_contained(nano_model_dir):
         assert foldable == [], file
         assert not [t.name for t in model.graph.initializer if "parametrizations" in t.name or t.name.endswith(("_u", "_v"))], file
         assert all(t.data_location == TensorProto.DEFAULT for t in model.graph.initializer), file
+        # Stack traces (machine paths, line numbers) are dropped; module scopes stay for calibration.
+        keys = {p.key for n in model.graph.node for p in n.metadata_props}
+        assert "pkg.torch.onnx.stack_trace" not in keys and "pkg.torch.onnx.name_scopes" in keys, file
         assert sum(t.ByteSize() for t in model.graph.initializer) > 0.9 * (nano_model_dir / file).stat().st_size
 
 
