@@ -1,8 +1,9 @@
 """`mclrt export`: real exports of real presets, checked with ONNX Runtime, onnx.checker and TensorRT-RTX.
 
 The nano directory comes from the CLI, exported from a trainer checkpoint of freshly initialized
-weights (`nano_model_dir`, tests/conftest.py); parity compares it with the same weights in PyTorch. paper-ade20k (and paper-deepfashion, the 4x4-patch warp) are exported
-once each; being big, they are marked slow and check parity at batch 1 only.
+weights (`nano_model_dir`, tests/conftest.py); parity compares it with the same weights in PyTorch.
+paper-ade20k (and paper-deepfashion, the 4x4-patch warp) are exported once each; being big, they are
+marked slow and check parity at batch 1 only.
 """
 
 from __future__ import annotations
