@@ -6,7 +6,8 @@ Steps:
 2. name every node (exclusion lists and the placement check go by name) and walk each graph for
    where Q/DQ may go (placement.py);
 3. calibrate each graph once (calibrate.py): the exemplar encoder on every calibration photo as an
-   exemplar, the translator on condition i + the FP32 encoder's keys/values of photo (i + 1) mod n;
+   exemplar, the translator on condition i + the FP32 encoder's keys/values of photo (i + 1) mod n
+   (with --tool modelopt, ModelOpt calibrates on those same inputs itself, and there is no sweep);
 4. write each requested encoding from those ranges (encodings.py) and prove its placement;
 5. measure INT8 against FP32 on the held-out pairs, and (unless --no-sweep) each layer group alone;
 6. write mclrt.json per model directory -- precision, and under provenance.quantization the recipe,
@@ -33,15 +34,16 @@ from mclrt.calibration import accuracy as acc
 from mclrt.calibration import calib_data, placement, report
 from mclrt.calibration.calibrate import METHODS, calibrate, require_calibration_caches
 from mclrt.calibration.encodings import ENCODINGS, TRT, Encoding, check_modelopt, quantize_with_modelopt, quantize_with_ort
-from mclrt.calibration.sweep import GRAPHS, sweep
+from mclrt.calibration.sweep import GroupSensitivity, sweep
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_directory
-from mclrt.runtime.model_dir import ModelDir, load_model_dir, write_manifest
+from mclrt.runtime.model_dir import GRAPH_FILES, ModelDir, load_model_dir, write_manifest
 from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
 
 RANGES_DIR = "calibration_ranges"
 TOOLS = ("ort", "modelopt")
 ENCODING_CHOICES = ("trt", "cpu", "both")
+GRAPHS = tuple(GRAPH_FILES)  # exemplar_encoder, translator
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class QuantizeResult:
     model_dirs: dict[str, Path]  # precision -> model directory
     report: dict
     accuracy: dict[str, acc.Accuracy]
-    sweep: list = field(default_factory=list)
+    sweep: list[GroupSensitivity] = field(default_factory=list)
 
 
 def quantize_model_dir(options: QuantizeOptions, progress: Callable[[str], None] = lambda message: None) -> QuantizeResult:

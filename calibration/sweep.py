@@ -20,10 +20,10 @@ from typing import Callable, Mapping, Sequence
 from mclrt.calibration.accuracy import HeldOut, compare, run
 from mclrt.calibration.encodings import Encoding, quantize_with_ort
 from mclrt.calibration.placement import GraphPlan, select_nodes
-from mclrt.runtime.model_dir import ModelDir
+from mclrt.runtime.model_dir import GRAPH_FILES, ModelDir
 from mclrt.runtime.pipeline import Translation
 
-GRAPHS = ("exemplar_encoder", "translator")
+GRAPHS = tuple(GRAPH_FILES)  # exemplar_encoder, translator
 
 
 @dataclass(frozen=True)

@@ -365,7 +365,8 @@ def test_accuracy_report_is_complete_finite_and_matches_a_recomputation(quantize
         assert group["nodes"] > 0 and math.isfinite(group["psnr_db_mean"]) and group["in_models"] == "quantized"
 
     grid = load_rgb(quantized.out / "accuracy.png")
-    assert grid.shape[1] == 5 * 128 + 6 * 4  # FP32 | INT8-TRT | diff | INT8-CPU | diff, 128 px cells
+    cell = max(128, min(256, load_model_dir(source_model).image_size[0]))
+    assert grid.shape[1] == 5 * cell + 6 * 4  # FP32 | INT8-TRT | diff | INT8-CPU | diff
 
     # The first held-out pair, recomputed through the runtime's own pipeline and a plain PSNR formula.
     from mclrt.runtime.pipeline import TranslationPipeline
