@@ -49,6 +49,9 @@ app.command("info")(info)
 from mclrt.export.cli import export  # noqa: E402  (torch is imported when the command runs)
 
 app.command("export")(export)
+from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
+
+app.command("train")(train_command)
 from mclrt.runtime.infer_cli import infer  # noqa: E402
 
 app.command("infer")(infer)

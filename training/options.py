@@ -222,7 +222,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
             raise UserError(f"unknown section {section!r}; known: {', '.join(SECTIONS)}", path)
         if value is not None and not isinstance(value, dict):
             raise UserError(f"section {section!r} must be a mapping, got {type(value).__name__}", path)
-    return data
+    return {section: dict(value or {}) for section, value in data.items()}  # an empty section is {}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

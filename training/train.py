@@ -47,19 +47,18 @@ from mclrt.training.options import TrainConfig, uses_vgg, write_yaml
 from mclrt.training.previews import preview_grid
 
 
-def load_vgg(config: TrainConfig, say) -> torch.nn.Module | None:
-    """The frozen VGG of the VGG losses; None when they are off (explicitly) or all weighted 0."""
+def load_vgg(config: TrainConfig) -> tuple[torch.nn.Module | None, str | None]:
+    """The frozen VGG of the VGG losses (None when they are off, explicitly, or all weighted 0) and a
+    note for the log saying why there is none."""
     if config.vgg.network == "off":
-        say("VGG losses are OFF (vgg.network: off): no perceptual, contextual or VGG feature-matching loss")
-        return None
+        return None, "VGG losses are OFF (vgg.network: off): no perceptual, contextual or VGG feature-matching loss"
     if not uses_vgg(config):
-        say("every VGG-based loss has weight 0: VGG is not loaded")
-        return None
+        return None, "every VGG-based loss has weight 0: VGG is not loaded"
     from mclrt.training.vgg import VGG16, VGG19, load_vgg_features
 
     arch = VGG19 if config.vgg.network == "vgg19" else VGG16
     # Without weights this raises a one-line UserError saying where to put the file.
-    return load_vgg_features(arch, config.vgg.path, sha256=config.vgg.sha256)
+    return load_vgg_features(arch, config.vgg.path, sha256=config.vgg.sha256), None
 
 
 def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
@@ -122,9 +121,11 @@ def train(
 ) -> TrainedRun:
     """Run (or continue) a training run. Call once per process (torchrun starts one per rank)."""
     info = D.init_distributed(config.train.device)
+    threads = torch.get_num_threads()
     try:
         return _train(config, info, Path(out or config.log.out), resume, max_steps)
     finally:
+        torch.set_num_threads(threads)  # train.threads is for this run, not for whatever the process does next
         D.shutdown()
 
 
@@ -161,9 +162,12 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
             f"({model_cfg.preset}) expects {model_cfg.condition_kind!r}"
         )
 
+    # VGG first: a missing weights file should stop the run before a large dataset is indexed.
+    vgg, vgg_note = load_vgg(config)
+
     # --- data ----------------------------------------------------------------------------------
     dataset = build_dataset(config.data.kind, config.dataset_options())
-    if getattr(dataset, "num_channels", model_cfg.label_nc) != model_cfg.label_nc:
+    if dataset.num_channels != model_cfg.label_nc:
         raise UserError(f"the {config.data.kind} data has {dataset.num_channels} condition channels, the model expects {model_cfg.label_nc}")
     steps_per_epoch = D.ResumableSampler.per_rank_length(dataset, info.world_size) // per_rank_batch
     if steps_per_epoch < 1:
@@ -171,14 +175,15 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
     total_steps, decay_start = schedule_steps(config, steps_per_epoch)
     stop_step = min(total_steps, max_steps) if max_steps is not None else total_steps
 
-    # --- networks, VGG, objective, optimizers ---------------------------------------------------------
+    # --- networks, objective, optimizers -------------------------------------------------------------
     nets = build_networks(model_cfg, seed=config.train.seed)  # the same initial weights on every rank
     model, discriminator, heads = (nets[k].to(device) for k in ("model", "discriminator", "heads"))
     model = D.maybe_sync_batchnorm(model, device)
     discriminator = D.maybe_sync_batchnorm(discriminator, device)
-    vgg = load_vgg(config, say)
     if vgg is not None:
         vgg = vgg.to(device)
+    if vgg_note:
+        say(vgg_note)
     objective = Objective(config, model_cfg, vgg)
     o = config.optim
     betas = (float(o.beta1), float(o.beta2))
@@ -227,7 +232,8 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
 
     generator_side = D.wrap_ddp(GeneratorSide(model, heads if objective.uses_heads else None), info)
     discriminator_ddp = D.wrap_ddp(discriminator, info)
-    model.train(), discriminator.train(), heads.train()
+    for module in (model, discriminator, heads):
+        module.train()
 
     # --- output folder (rank 0 writes) ------------------------------------------------------------
     writer = None
@@ -245,7 +251,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
         "data_kind": config.data.kind,
         "condition_kind": model_cfg.condition_kind,
         "face_contours_used": bool(getattr(dataset, "face_contours_used", False)),
-        "vgg": config.vgg.network if vgg is not None else "off" if config.vgg.network == "off" else "unused",
+        "vgg": config.vgg.network if vgg is not None or config.vgg.network == "off" else "unused (all VGG losses weigh 0)",
         "world_size": info.world_size,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
@@ -285,7 +291,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
     counted, interval_start = 0, time.perf_counter()
     metrics_path = out_dir / "metrics.jsonl"
     autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
-    progress = _progress(console, info.is_main, step, stop_step)
+    progress = _progress(console, info.is_main)
     with progress:
         task = progress.add_task("training", total=stop_step, completed=step)
         while step < stop_step:
@@ -380,7 +386,7 @@ def _log(writer, metrics_path: Path, step: int, epoch: int, samples: int, scalar
         f.write(line + "\n")
 
 
-def _progress(console, enabled: bool, start: int, stop: int):
+def _progress(console, enabled: bool):
     """A rich progress bar with ETA on rank 0 (other ranks get a silent one)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -401,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m mclrt.training.train ...` (what torchrun starts): the `mclrt train` command line."""
     from mclrt.runtime.cli import main as cli_main
 
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = ["--debug"] if "--debug" in args else []  # a global option: it goes before the command name
+    return cli_main([*debug, "train", *(a for a in args if a != "--debug")])
 
 
 if __name__ == "__main__":
