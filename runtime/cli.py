@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        # Outside standalone mode click returns typer.Exit(n)'s code (and a command's return value).
+        result = app(args=args, standalone_mode=False)
     except UserError as err:
         if debug:
             raise
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print("aborted", file=sys.stderr)
             return 130
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

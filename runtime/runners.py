@@ -265,6 +265,9 @@ class OnnxRuntimeRunner(Runner):
             self.provider_choice = ProviderChoice(tuple(self.options.providers), {})
         session_options = onnxruntime.SessionOptions()
         session_options.intra_op_num_threads = self.options.intra_op_threads
+        # Trained GAN weights (xavier gain 0.02) produce subnormal activations, which x86 CPUs compute
+        # ~20x slower; flushing them to zero does not change an 8-bit image.
+        session_options.add_session_config_entry("session.set_denormal_as_zero", "1")
         session_options.log_severity_level = self.options.log_severity
         model = self.model if isinstance(self.model, bytes) else str(self.model)
         try:
