@@ -147,6 +147,10 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
         raise UserError("already holds checkpoints: pass --resume to continue that run, or choose another --out", out_dir)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    # Xavier init with gain 0.02 makes activations and gradients tiny enough to go subnormal, and
+    # subnormal arithmetic is ~20x slower on x86 CPUs (measured: 42 s vs 2 s per nano step). Flushing
+    # them to zero changes nothing a float32 training run can represent usefully. GPUs flush anyway.
+    torch.set_flush_denormal(True)
     if config.train.batch_size % info.world_size:
         raise UserError(f"train.batch_size {config.train.batch_size} is not divisible by the {info.world_size} processes")
     per_rank_batch = config.train.batch_size // info.world_size
