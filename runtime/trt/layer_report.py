@@ -10,8 +10,9 @@ Where the numbers come from:
 
 The check: a fused layer that contains a protected ONNX node must not compute in Half. A Half
 tensor at its boundary is accepted only where the recipe's own Cast was fused in -- a Cast to FP32
-whose input comes from outside the layer (Half in, converted at the entrance) or a Cast to FP16
-whose result leaves the layer (converted at the exit). Without the recipe's block list there are no
+whose input comes from outside the layer (Half in, converted at the entrance) or that feeds a
+protected node of the layer directly (converted right before it), or a Cast to FP16 whose result
+leaves the layer (converted at the exit). Without the recipe's block list there are no
 such Casts around the normalizations, so they show up as violations (the test proves it).
 """
 
@@ -168,6 +169,16 @@ class PrecisionReport:
 def check_precisions(layers: Sequence[LayerInfo], model: onnx.ModelProto, protected: ProtectedNodes) -> tuple[list[str], list[str]]:
     """(names of layers holding protected nodes, violations: protected layers computing in Half)."""
     casts = _casts(model)
+    nodes = {node.name: node for node in model.graph.node}
+    cast_input = {name: nodes[name].input[0] for name in casts}
+    # tensor produced by a Cast to FP32 -> the tensor it converts
+    upcast_source = {
+        nodes[name].output[0]: nodes[name].input[0] for name, c in casts.items() if c.to == TensorProto.FLOAT
+    }
+
+    def guarded_inputs(names: Sequence[str]) -> set[str]:
+        return {tensor for name in names if name in nodes for tensor in nodes[name].input}
+
     protected_layers, violations = [], []
     for layer in layers:
         members = set(layer.onnx_nodes)
@@ -175,8 +186,17 @@ def check_precisions(layers: Sequence[LayerInfo], model: onnx.ModelProto, protec
         if not guarded:
             continue
         protected_layers.append(layer.name)
+        # The recipe's Cast to FP32 fused into the layer: either at its entrance, or inside it right in
+        # front of a protected node (Myelin also fuses the Half data movement -- Pad/Slice/Concat of the
+        # 3x3 unfold -- or an unprotected Half op ahead of the Cast into the same kernel).
+        # Myelin also merges identical Casts of one tensor, so the member Cast may be the twin of the
+        # one the protected node reads: compare what they convert, not their names.
+        upcast_sources = {upcast_source[name] for name in guarded_inputs(guarded) if name in upcast_source}
         entry_upcast = any(
-            c.to == TensorProto.FLOAT and c.producer not in members for name in members if (c := casts.get(name)) is not None
+            c.to == TensorProto.FLOAT
+            and (c.producer not in members or set(c.consumers) & set(guarded) or cast_input[name] in upcast_sources)
+            for name in members
+            if (c := casts.get(name)) is not None
         )
         exit_downcast = any(
             c.to == TensorProto.FLOAT16 and (c.feeds_graph_output or not set(c.consumers) <= members)
