@@ -35,6 +35,10 @@ DEMO_MODEL = Path(__file__).resolve().parents[1] / "runtime" / "models" / "demo"
 GRAPHS = ("exemplar_encoder", "translator")
 HOLDOUT = 3
 SWEPT = ("theta", "generator.conv_img")
+# The demo model's exclusion list, as its sensitivity sweep explains it (README, INT8): quantized alone,
+# the condition adaptor's downsampling convs take the worst held-out pair to ~22 dB and the trunk to
+# ~33 dB; every other group stays above 48 dB.
+DEMO_EXCLUDE = ("adaptor_cond.down", "trunk", "adaptor_cond.resblocks")
 
 
 # --- fixtures -----------------------------------------------------------------------------------------------
@@ -81,6 +85,7 @@ def quantized(source_model, calib_photos, tmp_path_factory):
         encoding="both",
         sweep=True,
         sweep_only=SWEPT,
+        exclude=DEMO_EXCLUDE if source_model == DEMO_MODEL else (),
     )
     return quantize_model_dir(options)
 
@@ -121,7 +126,8 @@ def test_both_encodings_are_complete_model_directories_with_recipe_and_calibrati
             assert manifest.graphs[graph].inputs == source.manifest.graphs[graph].inputs
             assert manifest.graphs[graph].outputs == source.manifest.graphs[graph].outputs
         recipe = manifest.provenance["quantization"]
-        assert recipe["method"] == "max" and recipe["exclude"] == [] and recipe["encoding"] == precision
+        expected_exclude = list(DEMO_EXCLUDE) if source_model == DEMO_MODEL else []
+        assert recipe["method"] == "max" and recipe["exclude"] == expected_exclude and recipe["encoding"] == precision
         assert recipe["calibration_set"]["sha256"] == expected_hash
         assert recipe["calibration_set"]["images"] == len(calibration)
         assert all(count > 0 for count in recipe["quantized_nodes"].values())
