@@ -46,8 +46,12 @@ def _chunk(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask
 
 
 def _chunk_inplace(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask_negative: bool) -> torch.Tensor:
-    """The same rows without autograd: the softmax runs in place, so a chunk costs one B x chunk x M buffer."""
-    sim = _similarity(q, k, scale, mask_negative)
+    """The same rows without autograd: mask, scale and softmax run in place, so a chunk costs one
+    B x chunk x M buffer."""
+    sim = torch.bmm(q, k.transpose(1, 2))
+    if mask_negative:
+        sim.relu_()
+    sim.mul_(scale)
     sim.sub_(sim.amax(dim=-1, keepdim=True)).exp_()
     sim.div_(sim.sum(dim=-1, keepdim=True))
     return torch.bmm(sim, v)
