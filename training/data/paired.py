@@ -29,7 +29,15 @@ from torch.utils.data import Dataset
 
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.lists import ReferenceList, read_reference_list
-from mclrt.training.data.sampling import Crop, ExemplarKind, choose_exemplar, default_load_size, draw_crop, sample_rng
+from mclrt.training.data.sampling import (
+    Crop,
+    EpochSampled,
+    ExemplarKind,
+    choose_exemplar,
+    default_load_size,
+    draw_crop,
+    sample_rng,
+)
 
 Split = Literal["train", "val"]
 
@@ -79,7 +87,7 @@ class Loaded:
     label_ids: np.ndarray | None = None  # uint8 [S, S] (label datasets: one-hot is made after the crop)
 
 
-class PairedDataset(Dataset):
+class PairedDataset(EpochSampled, Dataset):
     """Base of the paper datasets. A subclass lists its sample names, says which files a name needs
     (`required_files`, checked up front for every retrieved exemplar) and loads one (`load`); label
     datasets also make the one-hot (`onehot`)."""
@@ -118,13 +126,6 @@ class PairedDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.names)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Call before each epoch's DataLoader iterator is made (workers receive a copy of the dataset)."""
-        self.epoch = epoch
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.sample(index, self.epoch)
 
     def sample(self, index: int, epoch: int) -> dict[str, Any]:
         rng = sample_rng(self.config.seed, epoch, index)

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from mclrt.runtime.conditions import EdgeParams, edge_map, list_images, load_rgb, mediapipe_available, package_photos
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.landmarks import MEDIAPIPE_INSTALL
-from mclrt.training.data.sampling import sample_rng
+from mclrt.training.data.sampling import EpochSampled, sample_rng
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class PhotosConfig:
             raise UserError("repeat must be at least 1")
 
 
-class PhotosDataset(Dataset):
+class PhotosDataset(EpochSampled, Dataset):
     """Samples as in `mclrt.training.data.paired` (condition, image, exemplar, exemplar_condition,
     is_pseudo_pair, name, exemplar_name), 1-channel edge conditions."""
 
@@ -85,13 +85,6 @@ class PhotosDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.photo_names) * self.config.repeat
-
-    def set_epoch(self, epoch: int) -> None:
-        """Call before each epoch's DataLoader iterator is made (workers receive a copy of the dataset)."""
-        self.epoch = epoch
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.sample(index, self.epoch)
 
     def sample(self, index: int, epoch: int) -> dict[str, Any]:
         rng = sample_rng(self.config.seed, epoch, index)

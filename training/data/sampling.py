@@ -63,3 +63,22 @@ def default_load_size(image_size: int) -> int:
 
 
 __all__ = ["sample_rng", "ExemplarKind", "choose_exemplar", "Crop", "draw_crop", "default_load_size"]
+
+
+class EpochSampled:
+    """A dataset whose item is a pure function of (index, epoch): `sample(index, epoch)` does the work.
+
+    The trainer calls `set_epoch` before each epoch's DataLoader iterator is made (workers receive a
+    copy of the dataset), so DDP ranks and resumed runs see exactly the same samples.
+    """
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        return self.sample(index, self.epoch)
+
+    def sample(self, index: int, epoch: int):
+        raise NotImplementedError
