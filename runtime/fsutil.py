@@ -39,6 +39,7 @@ def atomic_path(final: str | os.PathLike, overwrite: bool = False) -> Iterator[P
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the user's usual mode
         os.replace(tmp, final)
         _fsync_dir(final.parent)
     finally:
@@ -72,6 +73,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
         _fsync_dir(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if final.exists():
             os.rename(final, old)
             try:
@@ -92,6 +94,12 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
 def atomic_write_bytes(final: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
     with atomic_path(final, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
