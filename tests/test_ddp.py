@@ -55,3 +55,15 @@ def test_two_gloo_ranks_train_to_identical_weights(tmp_path):
     # Training moved the weights.
     init = build_networks(model_config_from_dict(ckpt.model_config), seed=config["train"]["seed"])["model"].state_dict()
     assert any(not torch.equal(init[k], ckpt.model[k]) for k in init)
+
+
+def test_resumable_sampler_partitions_an_epoch_and_skips_what_was_seen():
+    from mclrt.training.distributed import DistInfo, ResumableSampler
+
+    dataset = list(range(7))  # odd on purpose: DistributedSampler pads to a multiple of the world size
+    ranks = [DistInfo(rank=r, local_rank=r, world_size=2, device=torch.device("cpu")) for r in range(2)]
+    full = [list(ResumableSampler(dataset, info, seed=5, epoch=3)) for info in ranks]
+    assert len(full[0]) == len(full[1]) == ResumableSampler.per_rank_length(dataset, 2) == 4
+    assert set(full[0]) | set(full[1]) == set(dataset)  # together the ranks see every sample
+    assert list(ResumableSampler(dataset, ranks[0], seed=5, epoch=3, skip=2)) == full[0][2:]  # mid-epoch resume
+    assert list(ResumableSampler(dataset, ranks[0], seed=5, epoch=4)) != full[0]  # each epoch reshuffles

@@ -60,8 +60,10 @@ def test_four_steps_equal_two_then_resume_two(photos, tmp_path):
     assert torch.equal(a.rng[0]["torch"], b.rng[0]["torch"])
     assert a.rng[0]["numpy"] == b.rng[0]["numpy"]
     # The run really trained: the weights moved away from their initialization.
-    init = build_networks(tiny_config(photos, tmp_path / "x", **sections).model_config(), seed=3)["model"].state_dict()
-    assert any(not torch.equal(init[k], a.model[k]) for k in init)
+    init = build_networks(tiny_config(photos, tmp_path / "x", **sections).model_config(), seed=3)
+    for name in ("model", "heads"):  # the paper's MCL trains its projection heads too
+        start = init[name].state_dict()
+        assert any(not torch.equal(start[k], getattr(a, name)[k]) for k in start), name
     # The learning rate followed the schedule (steps 2 + decay 4: the 4th step, index 3, runs at 3/4).
     metrics = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
@@ -213,3 +215,13 @@ def test_config_from_checkpoint_round_trips(photos, tmp_path):
     train(config, max_steps=1)
     recorded = load_checkpoint(tmp_path / "run").train_config
     assert config_from_dict(recorded) == config
+
+
+def test_reference_code_mcl_variant_trains_without_projection_heads(photos, tmp_path):
+    """The public code's MCL (no projection heads): the heads stay at their initial weights, the loss is logged."""
+    config = tiny_config(photos, tmp_path / "run", model={"ngf": 4, "ndf": 4}, train={"threads": 1}, mcl={"variant": "reference-code"})
+    run = train(config, max_steps=1)
+    init = build_networks(config.model_config(), seed=config.train.seed)["heads"].state_dict()
+    _assert_tensor_dicts_equal(init, run.heads.state_dict(), "heads")
+    (metrics,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics["loss/mcl"] > 0
