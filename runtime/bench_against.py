@@ -20,14 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from mclrt.runtime import conditions
 from mclrt.runtime.backends import describe
-from mclrt.runtime.bench import STAGES, BenchOptions, Latency, drawn_pattern, synthetic_condition
+from mclrt.runtime.bench import STAGES, BenchOptions, Latency, stage_steps
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
-from mclrt.runtime.preprocess import photo_to_tensor, resize_photo
 
 
 @dataclass(frozen=True)
@@ -69,36 +66,6 @@ def _same_task(model: ModelDir, against: ModelDir) -> None:
             raise UserError(f"--against takes a model of the same task: {what} is {theirs}, --model has {mine}", against.path)
 
 
-def _photos() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        photos = conditions.package_photos()
-    except UserError:
-        return drawn_pattern(0), drawn_pattern(1)
-    return photos[1].rgb, photos[0].rgb  # as mclrt bench: chelsea the exemplar, astronaut the condition
-
-
-def _steps(pipeline: TranslationPipeline, model: ModelDir, batch: int) -> dict[str, Callable[[], object]]:
-    """The four stages of mclrt bench for one pipeline."""
-    size, spec = model.image_size, model.condition
-    exemplar_photo, condition_photo = _photos()
-    exemplars = np.repeat(photo_to_tensor(resize_photo(exemplar_photo, size))[None], batch, axis=0)
-    conditions_batch = np.repeat(synthetic_condition(spec, size, condition_photo)[None], batch, axis=0)
-    own = np.repeat(synthetic_condition(spec, size, exemplar_photo)[None], batch, axis=0) if spec.maskmix else None
-    encoded_batch = pipeline.encode(exemplars, own)
-    encoded_one = pipeline.encode(exemplars[:1], None if own is None else own[:1])
-
-    def end_to_end():
-        tensors = np.stack([photo_to_tensor(resize_photo(exemplar_photo, size)) for _ in range(batch)])
-        return [to_uint8_rgb(image) for image in pipeline.translate(conditions_batch, pipeline.encode(tensors, own)).images]
-
-    return {
-        "exemplar_encoder": lambda: pipeline.encode(exemplars, own),
-        "translator": lambda: pipeline.translate(conditions_batch, encoded_batch),
-        "end_to_end": end_to_end,
-        "end_to_end_cached_exemplar": lambda: [to_uint8_rgb(i) for i in pipeline.translate(conditions_batch, encoded_one).images],
-    }
-
-
 def _interleaved(first: Callable[[], object], second: Callable[[], object], batch: int, runs: int, warmup: int) -> tuple[Latency, Latency]:
     for _ in range(warmup):
         first()
@@ -137,7 +104,7 @@ def run_paired_benchmark(model_path, against_path, options: BenchOptions = Bench
             threads=options.threads,
             versions={"onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()},
         )
-        my_steps, their_steps = _steps(mine, model, options.batch), _steps(theirs, against, options.batch)
+        my_steps, their_steps = stage_steps(mine, model, options.batch), stage_steps(theirs, against, options.batch)
         for stage in STAGES:
             latency, reference = _interleaved(my_steps[stage], their_steps[stage], options.batch, options.runs, options.warmup)
             result.stages[stage] = PairedLatency(latency, reference, reference.median_ms / latency.median_ms)
