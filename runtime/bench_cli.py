@@ -22,24 +22,68 @@ def bench(
     against: Optional[Path] = typer.Option(
         None, "--against", help="A reference model directory (e.g. the FP32 one) timed in the same run, interleaved: prints the speed-up."
     ),
+    profile: bool = typer.Option(
+        False, "--profile", help="Also show where the time goes: ONNX Runtime's kernel time per operator type (of --against's model too)."
+    ),
 ) -> None:
     """Time each graph and the end-to-end paths on synthetic (valid) inputs."""
+    from mclrt.runtime.backends import resolve_backend
     from mclrt.runtime.bench import BenchOptions, run_benchmark
+    from mclrt.runtime.errors import UserError
 
+    if profile and resolve_backend(backend) is not Backend.ort:
+        raise UserError("--profile reads ONNX Runtime's profiler: use it with --backend ort")
+    options = BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads)
     if against is not None:
         from mclrt.runtime.bench_against import print_paired_table, run_paired_benchmark
 
-        paired = run_paired_benchmark(model, against, BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads))
-        if json_output:
-            print(json.dumps(paired.to_dict()))
-        else:
-            print_paired_table(paired)
-        return
-    result = run_benchmark(model, BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads))
+        result = run_paired_benchmark(model, against, options)
+    else:
+        result = run_benchmark(model, options)
+    profiles = _profiles(model, against, threads, runs, warmup) if profile else []
     if json_output:
-        print(json.dumps(result.to_dict()))
+        payload = result.to_dict()
+        if profile:
+            payload["profile"] = [p.to_dict() for p in profiles]
+        print(json.dumps(payload))
         return
-    _print_table(result)
+    if against is not None:
+        print_paired_table(result)
+    else:
+        _print_table(result)
+    if profile:
+        _print_profile(profiles)
+
+
+def _profiles(model: Path, against: Optional[Path], threads: int, runs: int, warmup: int) -> list:
+    from mclrt.runtime.op_profile import profile_model
+
+    return [profile_model(path, threads, runs, warmup) for path in (model, against) if path is not None]
+
+
+def _print_profile(profiles: list) -> None:
+    """Per category and per op type, kernel ms per run of both graphs (encoder + translator)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mclrt.runtime.op_profile import category_of
+
+    table = Table(
+        title="where the time goes: ONNX Runtime kernel ms per run, exemplar encoder + translator, batch 1",
+        title_justify="left",
+    )
+    table.add_column("operators", no_wrap=True)
+    for p in profiles:
+        table.add_column(p.precision, justify="right", no_wrap=True)
+    categories = [p.by_category() for p in profiles]
+    for name in categories[0]:
+        table.add_row(name, *(f"{c[name]:.2f}" for c in categories))
+    table.add_row("total", *(f"{p.total_ms():.2f}" for p in profiles), end_section=True)
+    ops = [p.by_op() for p in profiles]
+    heaviest = sorted({op for o in ops for op in o}, key=lambda op: -max(o.get(op, 0.0) for o in ops))
+    for op in heaviest[:12]:
+        table.add_row(f"  {op} ({category_of(op).split(' (')[0]})", *(f"{o.get(op, 0.0):.2f}" for o in ops))
+    Console().print(table)
 
 
 def _print_table(result) -> None:

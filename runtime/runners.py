@@ -237,6 +237,9 @@ class OrtOptions:
     # ONNX Runtime log severity: 0 verbose .. 3 error, 4 fatal. Warnings about unused initializers and
     # the like are noise for a user; errors still print.
     log_severity: int = 3
+    # Write ONNX Runtime's per-kernel profile (a JSON trace) under this prefix; read it back with
+    # `end_profiling()`. Off by default: profiling adds a little to every run.
+    profile_prefix: str | None = None
 
 
 class OnnxRuntimeRunner(Runner):
@@ -275,6 +278,9 @@ class OnnxRuntimeRunner(Runner):
         # runs as fast either way).
         session_options.add_session_config_entry("session.force_spinning_stop", "1")
         session_options.log_severity_level = self.options.log_severity
+        if self.options.profile_prefix is not None:
+            session_options.enable_profiling = True
+            session_options.profile_file_prefix = self.options.profile_prefix
         model = self.model if isinstance(self.model, bytes) else str(self.model)
         try:
             self._session = onnxruntime.InferenceSession(
@@ -285,6 +291,12 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self._session = None
+
+    def end_profiling(self) -> Path:
+        """Stop profiling (OrtOptions.profile_prefix) and return the trace file ONNX Runtime wrote."""
+        if self._session is None or self.options.profile_prefix is None:
+            raise RuntimeError(f"runner {self.name} is not active with profiling on")
+        return Path(self._session.end_profiling())
 
     def input_metadata(self) -> dict[str, TensorMeta]:
         if self._session is None:

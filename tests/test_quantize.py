@@ -348,6 +348,25 @@ def test_bench_against_times_int8_and_fp32_in_one_run(quantized, source_model, c
     print(f"\nONNX Runtime CPU int8-cpu vs fp32 speed-up (2 runs, not asserted): {result['stages']['translator']['speedup']:.2f}x translator")
 
 
+def test_bench_profile_shows_where_int8_and_fp32_spend_their_time(quantized, source_model, capsys):
+    """`--profile` reads ONNX Runtime's own kernel trace: every quantized conv runs as one QLinearConv
+    kernel per run, the FP32 model runs none, and the categories add up to the total."""
+    code = main(["bench", "--model", str(quantized.out / "cpu"), "--against", str(source_model), "--runs", "2", "--warmup", "1", "--json", "--profile"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    int8, fp32 = result["profile"]
+    assert (int8["precision"], fp32["precision"]) == ("int8-cpu", "fp32")
+    quantized_nodes = json.loads((quantized.out / "cpu" / "mclrt.json").read_text())["provenance"]["quantization"]["quantized_nodes"]
+    for graph in ("exemplar_encoder", "translator"):
+        assert int8["nodes"][graph].get("QLinearConv", 0) == quantized_nodes[graph]
+        assert "QLinearConv" not in fp32["nodes"][graph] and fp32["nodes"][graph]["Conv"] > 0
+    for profile in (int8, fp32):
+        assert profile["total_ms"] > 0
+        assert sum(profile["by_category"].values()) == pytest.approx(profile["total_ms"])
+    assert int8["by_category"]["int8 convolutions"] > 0 and int8["by_category"]["quantize / dequantize"] > 0
+    assert fp32["by_category"]["int8 convolutions"] == 0 and fp32["by_category"]["quantize / dequantize"] == 0
+
+
 # --- the accuracy report ----------------------------------------------------------------------------------------
 
 
