@@ -269,6 +269,26 @@ def test_existing_output_is_kept_unless_overwrite(ws, tmp_path, capsys):
     assert count_video_frames(out)[0] == report["frames"]["written"] == 24
 
 
+
+def test_a_frame_rate_an_avi_cannot_hold_is_refused_not_thinned(ws, tmp_path, capsys):
+    """Above 1000 fps OpenCV's AVI muxer silently discards frames; the run must refuse, not write fewer."""
+    source = tmp_path / "fast.mp4"  # an .mp4 does hold 2000 fps
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 2000.0, (64, 64))
+    for rgb in panned_frames(12):
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "out.avi"
+    args = ["--model", ws / "tiny", "--source", source, "--exemplar", ws / "exemplar.png", "--out", out]
+    code, _, err = run_video_cli(capsys, *args)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == f"error: {out}: cannot be written at 2000 fps: video files keep 0.01-1000 fps (choose one with --fps)\n"
+    assert list(tmp_path.iterdir()) == [source]
+    code, _, err = run_video_cli(capsys, *args, "--fps", "5000")
+    assert code == 2 and "--fps" in err and list(tmp_path.iterdir()) == [source]
+    code, report, err = run_video_cli(capsys, *args, "--fps", "1000")  # the highest rate, every frame kept
+    assert code == 0, err
+    assert report["frames"]["written"] == 12 and count_video_frames(out)[0] == 12
+
 # --- pipes and signals --------------------------------------------------------------------------------
 
 

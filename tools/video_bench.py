@@ -79,7 +79,7 @@ class VideoBenchResult:
         return 1000.0 / self.bench_translator_ms
 
 
-def panned_clip(path: Path, frames: int, size: tuple[int, int], fps: float = CLIP_FPS) -> Path:
+def panned_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:
     """A package photo (a drawn pattern without the photo packages) panned across `frames` frames."""
     height, width = size
     try:
@@ -87,7 +87,7 @@ def panned_clip(path: Path, frames: int, size: tuple[int, int], fps: float = CLI
     except UserError:
         photo = drawn_pattern(0)
     wide = cv2.resize(photo, (width + PAN_STEP * frames, height), interpolation=cv2.INTER_AREA)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), CLIP_FPS, (width, height))
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write MJPG .avi here")
     try:
@@ -140,8 +140,10 @@ def measure(
             )  # fmt: skip
 
         fast = video(panned_clip(work / "clip.avi", frames, model.image_size), "fast_out.avi", StreamSettings(1, max_queue))
-        live_clip = panned_clip(work / "live.avi", live_frames, model.image_size, fps=live_fps)
-        live = video(live_clip, "live_out.avi", StreamSettings(1, max_queue=1, drop_late=True))
+        # The pace is set on the reader, not written into the clip as its frame rate: a small model's
+        # pace is over 1000 fps, which an .avi cannot hold (the muxer drops frames).
+        live_clip = panned_clip(work / "live.avi", live_frames, model.image_size)
+        live = video(live_clip, "live_out.avi", StreamSettings(1, max_queue=1, drop_late=True, pace_fps=live_fps))
     after = run_benchmark(model_path, options).latency_ms_per_image
 
     def mean(stage: str) -> float:

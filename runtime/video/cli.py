@@ -36,7 +36,7 @@ from mclrt.runtime.runners import RunnerError
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
 from mclrt.runtime.video.report import VideoReport
-from mclrt.runtime.video.sinks import STDOUT, check_output, open_sink
+from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, check_frame_rate, check_output, open_sink
 from mclrt.runtime.video.sources import open_source, parse_size
 from mclrt.runtime.video.stream import FrameStream, StreamSettings, run_stream
 
@@ -69,7 +69,9 @@ def video(
         False, "--drop-late", help="Keep up with real time: drop the oldest waiting frame instead of waiting (files are read at their frame rate)."
     ),
     max_queue: int = typer.Option(4, "--max-queue", min=1, help="Frames each queue between two stages holds."),
-    fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Output frame rate (default: the source's, else 25)."),
+    fps: Optional[float] = typer.Option(
+        None, "--fps", min=MIN_VIDEO_FPS, max=MAX_VIDEO_FPS, help="Output frame rate (default: the source's, else 25)."
+    ),
     size: Optional[str] = typer.Option(None, "--size", help="WIDTHxHEIGHT of raw stdin frames (a requested mode for cameras)."),
     json_report: bool = typer.Option(False, "--json", help="Print the report as one JSON object (on stderr with --out -)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
@@ -146,6 +148,7 @@ def run_video(
                 encode_ms = (time.perf_counter() - start) * 1e3
                 source.check_not_empty()  # after loading, so the first frame's latency is not the model's load time
                 out_fps = fps or source.fps or DEFAULT_FPS
+                check_frame_rate(out, out_fps)  # a source's own rate may be one no video file keeps
                 if settings.drop_late and not source.live:
                     settings = dataclasses.replace(settings, pace_fps=settings.pace_fps or source.fps or out_fps)
                 backend_name = describe(pipeline.translator)

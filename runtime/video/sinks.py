@@ -31,6 +31,11 @@ from mclrt.runtime.image_out import write_png
 STDOUT = "-"
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 FRAME_PATTERN = "frame_{index:06d}.png"
+# The frame rates OpenCV's FFmpeg writer stores faithfully in every container above. Outside them it
+# fails to open (below 0.01) or -- worse -- opens, and the AVI muxer silently discards frames whose
+# timestamps collide (above 1000 fps: 6 frames in, 4 in the file), so a video's frame count would
+# no longer match what was written.
+MIN_VIDEO_FPS, MAX_VIDEO_FPS = 0.01, 1000.0
 
 
 class FrameSink(abc.ABC):
@@ -115,6 +120,14 @@ def check_output(spec: str, overwrite: bool) -> None:
             raise UserError("already holds frame_*.png files (pass --overwrite to replace them)", path)
 
 
+def check_frame_rate(spec: str, fps: float) -> None:
+    """A video file output must be written at a frame rate its container keeps (folders and stdout have none)."""
+    if output_kind(spec) == "video" and not MIN_VIDEO_FPS <= fps <= MAX_VIDEO_FPS:
+        raise UserError(
+            f"cannot be written at {fps:g} fps: video files keep {MIN_VIDEO_FPS:g}-{MAX_VIDEO_FPS:g} fps (choose one with --fps)", spec
+        )
+
+
 @contextlib.contextmanager
 def open_sink(spec: str, size: tuple[int, int], fps: float, overwrite: bool = False) -> Iterator[FrameSink]:
     """A sink for frames of `size` (height, width). Leaving the block normally finalizes the output."""
@@ -133,6 +146,7 @@ def open_sink(spec: str, size: tuple[int, int], fps: float, overwrite: bool = Fa
                 path.rmdir()  # a failed run leaves no empty folder it made itself; written frames stay
             raise
         return
+    check_frame_rate(spec, fps)
     height, width = size
     with atomic_path(path, overwrite=overwrite) as tmp:
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[path.suffix.lower()])
