@@ -45,9 +45,9 @@ def panned_frames(count: int, size: tuple[int, int] = (64, 64), photo: int = 0) 
     return [np.ascontiguousarray(wide[:, 4 * i : 4 * i + width]) for i in range(count)]
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 25.0, fourcc: str = "MJPG") -> Path:
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
     assert writer.isOpened()
     for rgb in frames:
         writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -269,14 +269,9 @@ def test_existing_output_is_kept_unless_overwrite(ws, tmp_path, capsys):
     assert count_video_frames(out)[0] == report["frames"]["written"] == 24
 
 
-
 def test_a_frame_rate_an_avi_cannot_hold_is_refused_not_thinned(ws, tmp_path, capsys):
     """Above 1000 fps OpenCV's AVI muxer silently discards frames; the run must refuse, not write fewer."""
-    source = tmp_path / "fast.mp4"  # an .mp4 does hold 2000 fps
-    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 2000.0, (64, 64))
-    for rgb in panned_frames(12):
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
+    source = write_clip(tmp_path / "fast.mp4", panned_frames(12), fps=2000.0, fourcc="mp4v")  # an .mp4 holds 2000 fps
     out = tmp_path / "out.avi"
     args = ["--model", ws / "tiny", "--source", source, "--exemplar", ws / "exemplar.png", "--out", out]
     code, _, err = run_video_cli(capsys, *args)
@@ -288,6 +283,7 @@ def test_a_frame_rate_an_avi_cannot_hold_is_refused_not_thinned(ws, tmp_path, ca
     code, report, err = run_video_cli(capsys, *args, "--fps", "1000")  # the highest rate, every frame kept
     assert code == 0, err
     assert report["frames"]["written"] == 12 and count_video_frames(out)[0] == 12
+
 
 # --- pipes and signals --------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from mclrt.runtime.runners import RunnerError
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
 from mclrt.runtime.video.report import VideoReport
-from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, check_frame_rate, check_output, open_sink
+from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, check_output, open_sink
 from mclrt.runtime.video.sources import open_source, parse_size
 from mclrt.runtime.video.stream import FrameStream, StreamSettings, run_stream
 
@@ -148,13 +148,13 @@ def run_video(
                 encode_ms = (time.perf_counter() - start) * 1e3
                 source.check_not_empty()  # after loading, so the first frame's latency is not the model's load time
                 out_fps = fps or source.fps or DEFAULT_FPS
-                check_frame_rate(out, out_fps)  # a source's own rate may be one no video file keeps
                 if settings.drop_late and not source.live:
                     settings = dataclasses.replace(settings, pace_fps=settings.pace_fps or source.fps or out_fps)
                 backend_name = describe(pipeline.translator)
-                console.print(_start_line(source.name, out, image_size, how, backend_name, settings), markup=False)
-                ledger = FrameLedger(on_failure=lambda failure: _report_failure(console, failure))
                 with open_sink(out, image_size, out_fps, overwrite) as sink:
+                    # Once the sink is open: a frame rate no video file keeps is refused there, in one line.
+                    console.print(_start_line(source.name, out, image_size, how, backend_name, settings), markup=False)
+                    ledger = FrameLedger(on_failure=lambda failure: _report_failure(console, failure))
                     stream = FrameStream(
                         source,
                         make_condition,

@@ -120,14 +120,6 @@ def check_output(spec: str, overwrite: bool) -> None:
             raise UserError("already holds frame_*.png files (pass --overwrite to replace them)", path)
 
 
-def check_frame_rate(spec: str, fps: float) -> None:
-    """A video file output must be written at a frame rate its container keeps (folders and stdout have none)."""
-    if output_kind(spec) == "video" and not MIN_VIDEO_FPS <= fps <= MAX_VIDEO_FPS:
-        raise UserError(
-            f"cannot be written at {fps:g} fps: video files keep {MIN_VIDEO_FPS:g}-{MAX_VIDEO_FPS:g} fps (choose one with --fps)", spec
-        )
-
-
 @contextlib.contextmanager
 def open_sink(spec: str, size: tuple[int, int], fps: float, overwrite: bool = False) -> Iterator[FrameSink]:
     """A sink for frames of `size` (height, width). Leaving the block normally finalizes the output."""
@@ -146,7 +138,10 @@ def open_sink(spec: str, size: tuple[int, int], fps: float, overwrite: bool = Fa
                 path.rmdir()  # a failed run leaves no empty folder it made itself; written frames stay
             raise
         return
-    check_frame_rate(spec, fps)
+    if not MIN_VIDEO_FPS <= fps <= MAX_VIDEO_FPS:
+        raise UserError(
+            f"cannot be written at {fps:g} fps: video files keep {MIN_VIDEO_FPS:g}-{MAX_VIDEO_FPS:g} fps (choose one with --fps)", path
+        )
     height, width = size
     with atomic_path(path, overwrite=overwrite) as tmp:
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[path.suffix.lower()])
