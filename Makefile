@@ -45,7 +45,7 @@ train: $(PY)
 ifeq ($(GPUS),1)
 	$(MCLRT) train --config $(CONFIG)
 else
-	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m mclrt.training.train --config $(CONFIG)
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m mclrt.runtime.cli train --config $(CONFIG)
 endif
 
 # mediapipe 0.10.21 (face contours, pose from photos) without its unneeded, numpy-downgrading deps.

@@ -29,9 +29,9 @@ import numpy as np
 
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import sha256_file
-from mclrt.runtime.image_io import IMAGE_SUFFIXES, list_images, load_rgb
+from mclrt.runtime.inputs.image_io import IMAGE_SUFFIXES, list_images, load_rgb
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.preprocess import (
+from mclrt.runtime.inputs.preprocess import (
     ConditionSource,
     accepted_suffixes,
     condition_from_photo,

@@ -31,7 +31,7 @@ from mclrt.export.checkpoint import SourceModel
 from mclrt.export.custom_op import DOMAIN, CUSTOM_TRANSLATION_TABLE, attach_correspondence_function, correspondence_as_custom_op
 from mclrt.export.graph_checks import graph_problems
 from mclrt.export.parity import ParityOptions, ParityReport, check_parity
-from mclrt.runtime.conditions import EdgeParams
+from mclrt.runtime.inputs.conditions import EdgeParams
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_directory
 from mclrt.runtime.model_dir import (

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mclrt.runtime import conditions
+from mclrt.runtime.inputs import conditions
 from mclrt.runtime.model_dir import GRAPH_FILES
-from mclrt.runtime.package_photos import package_photos
-from mclrt.runtime.preprocess import photo_to_tensor, resize_photo
+from mclrt.runtime.inputs.package_photos import package_photos
+from mclrt.runtime.inputs.preprocess import photo_to_tensor, resize_photo
 from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
 from mclrt.training.config import ModelConfig
 from mclrt.training.networks import MCLNet

@@ -35,11 +35,11 @@ def _global_options(
 from mclrt.calibration.quantize_cli import quantize  # noqa: E402
 
 app.command("quantize")(quantize)
-from mclrt.runtime.trt.engine_cli import engine_app  # noqa: E402
+from mclrt.runtime.commands.engine import engine_app  # noqa: E402
 
 app.add_typer(engine_app, name="engine")
-from mclrt.runtime.trt.compare_cli import compare  # noqa: E402
-from mclrt.runtime.trt.doctor import doctor  # noqa: E402
+from mclrt.runtime.commands.compare import compare  # noqa: E402
+from mclrt.runtime.commands.doctor import doctor  # noqa: E402
 
 app.command("compare")(compare)
 app.command("doctor")(doctor)
@@ -52,14 +52,14 @@ app.command("export")(export)
 from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
 
 app.command("train")(train_command)
-from mclrt.runtime.infer_cli import infer  # noqa: E402
+from mclrt.runtime.commands.infer import infer  # noqa: E402
 
 app.command("infer")(infer)
-from mclrt.runtime.video.cli import video  # noqa: E402
+from mclrt.runtime.commands.video import video  # noqa: E402
 
 app.command("video")(video)
-from mclrt.runtime.bench_cli import bench  # noqa: E402
-from mclrt.runtime.check_cli import check  # noqa: E402
+from mclrt.runtime.commands.bench import bench  # noqa: E402
+from mclrt.runtime.commands.check import check  # noqa: E402
 
 app.command("bench")(bench)
 app.command("check")(check)

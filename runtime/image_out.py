@@ -1,7 +1,7 @@
 """Turning model tensors into pictures: PNG files (written atomically), condition renderings, and the
 results grid (condition | exemplar | warped exemplar | output) with column titles.
 
-Reading images is `mclrt.runtime.image_io`'s job; this module only writes and composes.
+Reading images is `mclrt.runtime.inputs.image_io`'s job; this module only writes and composes.
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ def write_photo(path: Path, index: int = 1, size: int = 96) -> Path:
     """A package photo (0 astronaut, 1 chelsea, 2 coffee, ...) downsized and written as PNG or JPEG."""
     import cv2
 
-    from mclrt.runtime.conditions import package_photos
+    from mclrt.runtime.inputs.conditions import package_photos
 
     rgb = cv2.resize(package_photos()[index].rgb, (size, size), interpolation=cv2.INTER_AREA)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def write_edge_conditions(folder: Path, count: int = 3, size: int = 64) -> list[
     """Edge maps (white = edge, grayscale PNG) of the first `count` package photos."""
     import cv2
 
-    from mclrt.runtime.conditions import edge_map, package_photos
+    from mclrt.runtime.inputs.conditions import edge_map, package_photos
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

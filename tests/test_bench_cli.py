@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mclrt.runtime.bench import STAGES, BenchOptions, drawn_pattern, run_benchmark, synthetic_condition
+from mclrt.runtime.bench.latency import STAGES, BenchOptions, drawn_pattern, run_benchmark, synthetic_condition
 from mclrt.runtime.model_dir import ConditionSpec
 from model_dir_fixtures import TinySpec, build_tiny_model_dir
 

@@ -14,9 +14,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mclrt.runtime import fp16_risk, trt_op_support
-from mclrt.runtime.check import CheckOptions, check_model_dir, tensorrt_rtx_installed
-from mclrt.runtime.onnx_graph import GraphIndex, prepare_for_checks
+from mclrt.runtime.checks import fp16_risk
+from mclrt.runtime.checks import trt_op_support
+from mclrt.runtime.checks.model_check import CheckOptions, check_model_dir, tensorrt_rtx_installed
+from mclrt.runtime.checks.onnx_graph import GraphIndex, prepare_for_checks
 from model_dir_fixtures import TinySpec, build_tiny_model_dir, correspondence_node, rewrite_graph
 
 needs_rtx = pytest.mark.skipif(not tensorrt_rtx_installed(), reason="TensorRT-RTX is not installed (the [trt-check] extra)")

@@ -147,7 +147,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
     config_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, PAUSE_ENV: "3"}  # every checkpoint write pauses 3 s before meta.json and the rename
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mclrt.training.train", "--config", str(config_path), "--max-steps", "4"],
+        [sys.executable, "-m", "mclrt.runtime.cli", "train", "--config", str(config_path), "--max-steps", "4"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         env=env,

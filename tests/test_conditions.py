@@ -1,4 +1,4 @@
-"""Condition maps and input loading (mclrt.runtime.conditions) on real package photos and drawn layouts.
+"""Condition maps and input loading (mclrt.runtime.inputs.conditions) on real package photos and drawn layouts.
 
 The mediapipe tests run only where mediapipe 0.10.21 is installed (the `[extract]` extra); the
 tests of the no-mediapipe error run only where it is not.
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mclrt.runtime import conditions as C
+from mclrt.runtime.inputs import conditions as C
 from mclrt.runtime.errors import UserError
 
 HAVE_MEDIAPIPE = C.mediapipe_available()
@@ -192,7 +192,7 @@ def test_face_contours_without_mediapipe_say_how_to_install(photos):
 
 @pytest.mark.skipif(not HAVE_MEDIAPIPE, reason="needs mediapipe 0.10.21 (the [extract] extra)")
 def test_face_contours_replace_canny_inside_the_face(photos):
-    from mclrt.runtime.landmarks import face_contours
+    from mclrt.runtime.inputs.landmarks import face_contours
 
     for name in ("astronaut", "grace_hopper"):
         rgb = square(photos[name], 256)
@@ -369,8 +369,8 @@ def test_celeba_edge_map_channels():
 
 def test_runtime_modules_import_without_torch():
     code = (
-        "import sys, mclrt.runtime.conditions, mclrt.runtime.image_io, mclrt.runtime.landmarks, "
-        "mclrt.runtime.openpose, mclrt.runtime.package_photos; "
+        "import sys, mclrt.runtime.inputs.conditions, mclrt.runtime.inputs.image_io, mclrt.runtime.inputs.landmarks, "
+        "mclrt.runtime.inputs.openpose, mclrt.runtime.inputs.package_photos; "
         "print(sorted(m for m in ('torch', 'tensorrt', 'mediapipe', 'skimage', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

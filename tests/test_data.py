@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mclrt.runtime import conditions as C
+from mclrt.runtime.inputs import conditions as C
 from mclrt.runtime.errors import UserError
 from mclrt.training.data import (
     ADE20KConfig,

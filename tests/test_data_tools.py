@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mclrt.runtime import conditions as C
+from mclrt.runtime.inputs import conditions as C
 from mclrt.runtime.fsutil import sha256_file
 from mclrt.tools import prepare_conditions, retrieval_lists
 from mclrt.training.data.lists import read_reference_list

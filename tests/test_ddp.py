@@ -28,7 +28,7 @@ def test_two_gloo_ranks_train_to_identical_weights(tmp_path):
     result = subprocess.run(
         [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            "-m", "mclrt.training.train", "--config", str(config_path), "--max-steps", "2",
+            "-m", "mclrt.runtime.cli", "train", "--config", str(config_path), "--max-steps", "2",
         ],
         capture_output=True,
         text=True,

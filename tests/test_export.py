@@ -295,9 +295,9 @@ def test_tensorrt_rtx_parser_maps_the_node_to_the_plugin_only_when_registered(na
 
 
 def test_mclrt_check_passes_on_nano(nano_model_dir):
-    """`mclrt check` (runtime/check.py): onnx.checker, TensorRT op table, the correspondence node and
+    """`mclrt check` (runtime/checks/model_check.py): onnx.checker, TensorRT op table, the correspondence node and
     function, ONNX Runtime, and -- when TensorRT-RTX is installed -- its real parser and CPU build."""
-    from mclrt.runtime.check import check_model_dir, tensorrt_rtx_installed
+    from mclrt.runtime.checks.model_check import check_model_dir, tensorrt_rtx_installed
 
     report = check_model_dir(nano_model_dir)
     failed = [s for s in report.steps if s.status == "fail"]
@@ -488,7 +488,7 @@ def test_cli_exports_ema_weights_and_verifies_by_default(small_run, tmp_path, ca
 @pytest.mark.slow
 @pytest.mark.xdist_group(name="ade20k")
 def test_paper_ade20k_exports_checks_and_matches_pytorch_at_batch_1(ade20k_model_dir, ade20k_source):
-    from mclrt.runtime.check import check_model_dir, tensorrt_rtx_installed
+    from mclrt.runtime.checks.model_check import check_model_dir, tensorrt_rtx_installed
 
     assert graph_problems(ade20k_model_dir) == []
     manifest = load_model_dir(ade20k_model_dir).manifest

@@ -11,7 +11,7 @@ from mclrt.runtime.image_out import condition_to_rgb, results_grid, side_by_side
 
 
 def _photo(index: int, size: int = 64) -> np.ndarray:
-    from mclrt.runtime.conditions import package_photos
+    from mclrt.runtime.inputs.conditions import package_photos
 
     return cv2.resize(package_photos()[index].rgb, (size, size), interpolation=cv2.INTER_AREA)
 

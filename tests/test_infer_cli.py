@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from mclrt.runtime.conditions import mediapipe_available
+from mclrt.runtime.inputs.conditions import mediapipe_available
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.model_dir import MANIFEST_NAME, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
-from mclrt.runtime.preprocess import ConditionSource, condition_from_photo, load_condition, load_exemplar
+from mclrt.runtime.inputs.preprocess import ConditionSource, condition_from_photo, load_condition, load_exemplar
 from model_dir_fixtures import TinySpec, build_tiny_model_dir, write_edge_conditions, write_photo
 
 LABEL_SPEC = TinySpec(kind="label", channels=5, maskmix=True, extract=None)

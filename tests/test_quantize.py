@@ -22,12 +22,12 @@ from onnx import numpy_helper
 
 from mclrt.calibration import calib_data, metrics, placement
 from mclrt.calibration.quantize import QuantizeOptions, quantize_model_dir
-from mclrt.runtime.check import CheckOptions, check_model_dir, tensorrt_rtx_installed
+from mclrt.runtime.checks.model_check import CheckOptions, check_model_dir, tensorrt_rtx_installed
 from mclrt.runtime.cli import main
-from mclrt.runtime.image_io import load_rgb
+from mclrt.runtime.inputs.image_io import load_rgb
 from mclrt.runtime.image_out import write_png
 from mclrt.runtime.model_dir import load_model_dir, write_manifest
-from mclrt.runtime.package_photos import package_photos
+from mclrt.runtime.inputs.package_photos import package_photos
 
 pytestmark = pytest.mark.xdist_group(name="quantize")
 

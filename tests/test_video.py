@@ -25,7 +25,7 @@ from mclrt.runtime.cli import main
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
-from mclrt.runtime.preprocess import condition_from_photo, load_exemplar
+from mclrt.runtime.inputs.preprocess import condition_from_photo, load_exemplar
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import STAGES, FrameLedger
 from mclrt.runtime.video.sinks import open_sink
@@ -38,7 +38,7 @@ SLOW_SPEC = TinySpec(image_size=128)
 
 def panned_frames(count: int, size: tuple[int, int] = (64, 64), photo: int = 0) -> list[np.ndarray]:
     """RGB frames of a package photo seen through a window moving right by 4 px a frame."""
-    from mclrt.runtime.conditions import package_photos
+    from mclrt.runtime.inputs.conditions import package_photos
 
     width, height = size
     wide = cv2.resize(package_photos()[photo].rgb, (width + 4 * count, height), interpolation=cv2.INTER_AREA)

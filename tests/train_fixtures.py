@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mclrt.runtime.conditions import package_photos
+from mclrt.runtime.inputs.conditions import package_photos
 from mclrt.training.options import TrainConfig, config_from_dict
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "grace_hopper")

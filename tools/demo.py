@@ -3,7 +3,7 @@
     python -m mclrt.tools.demo [--model runtime/models/demo] [--out out/demo] [--overwrite]
 
 The photos are the CC0 / public-domain / CC-BY ones that ship inside installed Python packages
-(scikit-image, scikit-learn, matplotlib; see mclrt.runtime.package_photos), written to
+(scikit-image, scikit-learn, matplotlib; see mclrt.runtime.inputs.package_photos), written to
 OUT/photos/. Each exemplar runs through `mclrt infer` (its Python entry point, the same code as the
 command) on the conditions paired with it, and OUT/results.png gathers one row per pair:
 condition | exemplar | warped exemplar | output. Rows pair a photo with itself (what the model was
@@ -37,11 +37,11 @@ def run_demo(model_path: Path, out: Path, overwrite: bool = False) -> Path:
 
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.image_out import condition_to_rgb, encode_png, results_grid, write_png
-    from mclrt.runtime.image_io import load_rgb
-    from mclrt.runtime.infer_cli import run_infer
+    from mclrt.runtime.inputs.image_io import load_rgb
+    from mclrt.runtime.commands.infer import run_infer
     from mclrt.runtime.model_dir import load_model_dir
-    from mclrt.runtime.package_photos import package_photos
-    from mclrt.runtime.preprocess import condition_from_photo, resize_photo
+    from mclrt.runtime.inputs.package_photos import package_photos
+    from mclrt.runtime.inputs.preprocess import condition_from_photo, resize_photo
 
     grid_path = out / "results.png"
     if grid_path.exists() and not overwrite:

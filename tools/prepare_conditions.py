@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import typer
 
-from mclrt.runtime.conditions import (
+from mclrt.runtime.inputs.conditions import (
     EdgeParams,
     detect_pose_keypoints,
     edge_map_and_face_found,
@@ -35,7 +35,7 @@ from mclrt.runtime.conditions import (
 )
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_path
-from mclrt.runtime.landmarks import MEDIAPIPE_INSTALL, mediapipe_available
+from mclrt.runtime.inputs.landmarks import MEDIAPIPE_INSTALL, mediapipe_available
 from mclrt.tools._cli import run_tool
 
 

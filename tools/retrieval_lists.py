@@ -26,7 +26,7 @@ import numpy as np
 import typer
 from rich.progress import track
 
-from mclrt.runtime.conditions import list_images, load_rgb
+from mclrt.runtime.inputs.conditions import list_images, load_rgb
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_path
 from mclrt.tools._cli import run_tool

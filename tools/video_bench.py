@@ -39,11 +39,11 @@ import numpy as np
 import typer
 
 from mclrt.runtime.backends import Backend
-from mclrt.runtime.bench import BenchOptions, drawn_pattern, run_benchmark
-from mclrt.runtime.conditions import package_photos
+from mclrt.runtime.bench.latency import BenchOptions, drawn_pattern, run_benchmark
+from mclrt.runtime.inputs.conditions import package_photos
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import load_model_dir
-from mclrt.runtime.video.cli import run_video
+from mclrt.runtime.commands.video import run_video
 from mclrt.runtime.video.stream import StreamSettings
 from mclrt.tools._cli import run_tool
 

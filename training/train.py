@@ -6,7 +6,7 @@ then a discriminator step on the detached output, the optional EMA update and th
 the next step. Logging, image grids and checkpoints happen between steps.
 
 Single process: `mclrt train --config FILE`. Several GPUs (or CPU processes, with gloo):
-`torchrun --nproc_per_node=N -m mclrt.training.train --config FILE` (what `make train GPUS=N` runs);
+`torchrun --nproc_per_node=N -m mclrt.runtime.cli train --config FILE` (what `make train GPUS=N` runs);
 each rank takes batch_size / N samples per step, DDP averages the gradients.
 
 Resume (`--resume`) continues bit-exactly on the same hardware and number of ranks: weights,
@@ -21,7 +21,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -405,16 +404,3 @@ def _progress(console, enabled: bool):
         disable=not enabled or not console.is_terminal,
         transient=False,
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m mclrt.training.train ...` (what torchrun starts): the `mclrt train` command line."""
-    from mclrt.runtime.cli import main as cli_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = ["--debug"] if "--debug" in args else []  # a global option: it goes before the command name
-    return cli_main([*debug, "train", *(a for a in args if a != "--debug")])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

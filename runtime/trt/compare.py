@@ -98,7 +98,7 @@ def open_graph_runners(backend: str, model: ModelDir, precision: str, plugin: st
 
 
 def _feeds(model: ModelDir, batch: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    from mclrt.runtime.check import random_feed
+    from mclrt.runtime.checks.model_check import random_feed
 
     rng = np.random.default_rng(seed)
     encoder_feed = random_feed(model.encoder.inputs, batch, rng)

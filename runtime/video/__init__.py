@@ -10,5 +10,5 @@ gets in), and every eviction is counted. At the end, frames read = written + dro
 Modules: `sources` (video file, camera, folder of frames, raw stdin), `sinks` (video file, folder of
 frames, raw stdout), `channel` (the bounded queue), `ledger` (frame accounting and latencies),
 `extract` (a frame -> the model's condition map), `stream` (the stages and their threads),
-`report` (the summary and its JSON), `cli` (the typer command). No torch anywhere in here.
+`report` (the summary and its JSON); the typer command is runtime/commands/video.py. No torch here.
 """

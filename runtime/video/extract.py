@@ -15,10 +15,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mclrt.runtime.conditions import MEDIAPIPE_INSTALL, mediapipe_available, onehot_labels
+from mclrt.runtime.inputs.conditions import MEDIAPIPE_INSTALL, mediapipe_available, onehot_labels
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import ConditionSpec
-from mclrt.runtime.preprocess import check_extract, condition_from_photo
+from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo
 
 def condition_maker(spec: ConditionSpec, size: tuple[int, int], extract: str) -> Callable[[np.ndarray], np.ndarray]:
     """The per-frame function for this model and --extract; refuses combinations that cannot work, up front."""

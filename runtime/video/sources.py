@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.image_io import IMAGE_SUFFIXES, list_images, load_rgb
+from mclrt.runtime.inputs.image_io import IMAGE_SUFFIXES, list_images, load_rgb
 from mclrt.runtime.video.frames import Frame
 
 STDIN = "-"

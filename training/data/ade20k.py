@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mclrt.runtime.conditions import check_label_ids, load_label_png, load_rgb, onehot_labels
+from mclrt.runtime.inputs.conditions import check_label_ids, load_label_png, load_rgb, onehot_labels
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.paired import Loaded, PairedDataConfig, PairedDataset
 

@@ -7,7 +7,7 @@
       celebahq_ref.txt, celebahq_ref_test.txt                       (retrieval lists naming `<id>.jpg`)
 
 The 15-channel map is built at load size, before cropping, exactly as CoCosNet's celebahqedge_dataset:
-see `mclrt.runtime.conditions.celeba_edge_map`. (The photo is resized with area averaging rather than
+see `mclrt.runtime.inputs.conditions.celeba_edge_map`. (The photo is resized with area averaging rather than
 CoCosNet's bilinear, the same resize the runtime applies to a user's photo.)
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from mclrt.runtime.conditions import CELEBA_EDGE_CHANNELS, CELEBA_PARTS, celeba_edge_map, load_mask, load_rgb
+from mclrt.runtime.inputs.conditions import CELEBA_EDGE_CHANNELS, CELEBA_PARTS, celeba_edge_map, load_mask, load_rgb
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.lists import read_split_list
 from mclrt.training.data.paired import Loaded, PairedDataConfig, PairedDataset

@@ -2,7 +2,7 @@
 
     <root>/
       img/<...>/<name>.jpg
-      pose/<...>/<name>_candidate.txt, <name>_subset.txt     (OpenPose-18; see mclrt.runtime.openpose)
+      pose/<...>/<name>_candidate.txt, <name>_subset.txt     (OpenPose-18; see mclrt.runtime.inputs.openpose)
       train.txt, val.txt                                     (paths relative to root: img/<...>.jpg)
       deepfashion_ref.txt, deepfashion_ref_test.txt          (retrieval lists of such paths)
       deepfashion_self_pair.txt                              (optional: other views of the same garment)
@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from mclrt.runtime.conditions import POSE_CHANNELS, load_rgb, pose_map, read_candidate_subset
+from mclrt.runtime.inputs.conditions import POSE_CHANNELS, load_rgb, pose_map, read_candidate_subset
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.lists import ReferenceList, read_reference_list, read_split_list
 from mclrt.training.data.paired import Loaded, PairedDataConfig, PairedDataset

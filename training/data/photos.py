@@ -1,6 +1,6 @@
 """Any folder of photos as an edge -> photo task; with no folder, the photos shipped inside packages.
 
-This is the demo's training data (`mclrt.runtime.conditions.package_photos`: CC0 / public-domain /
+This is the demo's training data (`mclrt.runtime.inputs.conditions.package_photos`: CC0 / public-domain /
 CC BY photos from scikit-image, scikit-learn and matplotlib) and the way to train on a user's own
 photos without preparing anything. A sample:
 
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mclrt.runtime.conditions import EdgeParams, edge_map, list_images, load_rgb, mediapipe_available, package_photos
+from mclrt.runtime.inputs.conditions import EdgeParams, edge_map, list_images, load_rgb, mediapipe_available, package_photos
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.landmarks import MEDIAPIPE_INSTALL
+from mclrt.runtime.inputs.landmarks import MEDIAPIPE_INSTALL
 from mclrt.training.data.sampling import EpochSampled, sample_rng
 
 

@@ -6,7 +6,7 @@ machine the ratio then says more about the moment than about the model. Here bot
 loaded together and their runs interleave, alternating which goes first in each round, so a load
 spike hits both alike. The ratio is median(reference) / median(model): above 1 the model is faster.
 
-Stages and inputs are those of `mclrt bench` (runtime/bench.py): the same synthetic, valid
+Stages and inputs are those of `mclrt bench` (runtime/bench/latency.py): the same synthetic, valid
 conditions from package photos, per-image medians over `runs` after `warmup`.
 """
 
@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from mclrt.runtime.backends import describe
-from mclrt.runtime.bench import STAGES, BenchOptions, Latency, stage_steps
+from mclrt.runtime.bench.latency import STAGES, BenchOptions, Latency, stage_steps
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline

@@ -6,7 +6,7 @@ the op's written restrictions hold where they can be read off the graph (attribu
 modes, and "must be an initializer" inputs). What cannot be read off statically (e.g. a dynamic
 `axes` fed at run time) is reported as an error, because TensorRT refuses it at parse time.
 
-The real parse-and-build with TensorRT-RTX (`mclrt.runtime.check`) is the final word; this check
+The real parse-and-build with TensorRT-RTX (`mclrt.runtime.checks.model_check`) is the final word; this check
 explains *why* in terms of the ONNX graph, and runs where TensorRT is not installed.
 """
 
@@ -21,10 +21,10 @@ from typing import Callable, Iterator
 import numpy as np
 import onnx
 
-from mclrt.runtime.findings import Finding
-from mclrt.runtime.onnx_graph import GraphIndex, attribute, node_label
+from mclrt.runtime.checks.findings import Finding
+from mclrt.runtime.checks.onnx_graph import GraphIndex, attribute, node_label
 
-TABLE_PATH = Path(__file__).parent / "data" / "tensorrt10_onnx_operators.csv"
+TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "tensorrt10_onnx_operators.csv"
 CHECK = "tensorrt-ops"
 CORRESPONDENCE_OP = ("mclrt", "CorrespondenceSoftmax")
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.openpose import NUM_KEYPOINTS, missing_keypoints
+from mclrt.runtime.inputs.openpose import NUM_KEYPOINTS, missing_keypoints
 
 MEDIAPIPE_INSTALL = (
     'pip install absl-py attrs flatbuffers "protobuf>=4.25.3,<5" matplotlib '

@@ -11,7 +11,7 @@ Kinds (see `mclrt.json`'s `condition.kind`):
 * `celeba-edge`, 15 channels: `celeba_edge_map` of CelebAMask-HQ part masks, CoCosNet's format.
 
 The loaders and keypoint helpers these need live in small modules next to this one and are
-re-exported here, so `from mclrt.runtime.conditions import ...` is the one place to look.
+re-exported here, so `from mclrt.runtime.inputs.conditions import ...` is the one place to look.
 """
 
 from __future__ import annotations
@@ -25,21 +25,21 @@ import cv2
 import numpy as np
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.image_io import list_images, load_label_png, load_mask, load_rgb
-from mclrt.runtime.landmarks import (
+from mclrt.runtime.inputs.image_io import list_images, load_label_png, load_mask, load_rgb
+from mclrt.runtime.inputs.landmarks import (
     MEDIAPIPE_INSTALL,
     detect_pose_keypoints,
     face_contours,
     mediapipe_available,
     pose_keypoints_from_photo,
 )
-from mclrt.runtime.openpose import (
+from mclrt.runtime.inputs.openpose import (
     NUM_KEYPOINTS,
     read_candidate_subset,
     read_openpose_json,
     write_candidate_subset,
 )
-from mclrt.runtime.package_photos import PackagePhoto, package_photos
+from mclrt.runtime.inputs.package_photos import PackagePhoto, package_photos
 
 # --- edge ------------------------------------------------------------------------------------------
 

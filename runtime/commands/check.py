@@ -22,7 +22,7 @@ def check(
     compute_capability: str = typer.Option("SM86", "--compute-capability", help="Target of the TensorRT-RTX CPU build."),
 ) -> None:
     """Check a model directory: ONNX validity, TensorRT op support, the correspondence op, ONNX Runtime, FP16 risks."""
-    from mclrt.runtime.check import CheckOptions, check_model_dir, tensorrt_rtx_installed
+    from mclrt.runtime.checks.model_check import CheckOptions, check_model_dir, tensorrt_rtx_installed
     from mclrt.runtime.errors import UserError
 
     if trt and not tensorrt_rtx_installed():

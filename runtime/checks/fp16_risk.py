@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from mclrt.runtime.findings import Finding
-from mclrt.runtime.onnx_graph import GraphIndex, attribute, node_label
+from mclrt.runtime.checks.findings import Finding
+from mclrt.runtime.checks.onnx_graph import GraphIndex, attribute, node_label
 
 CHECK = "fp16-risk"
 FP16_SMALLEST_NORMAL = 6e-5

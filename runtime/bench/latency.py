@@ -29,13 +29,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mclrt.runtime import conditions
+from mclrt.runtime.inputs import conditions
 from mclrt.runtime.backends import Backend, describe
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.model_dir import ConditionSpec, ModelDir, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
-from mclrt.runtime.preprocess import photo_to_tensor, resize_photo
+from mclrt.runtime.inputs.preprocess import photo_to_tensor, resize_photo
 
 STAGES = ("exemplar_encoder", "translator", "end_to_end", "end_to_end_cached_exemplar")
 

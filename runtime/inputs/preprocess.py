@@ -11,7 +11,7 @@ Conditions, per the model's `condition.kind` (all float32 [L, H, W] in [0, 1] at
   first resized to the model's size, so edges are as thick as in training).
 The exemplar is any photo: RGB, resized to the model's size (area), scaled to [-1, 1].
 
-The maps themselves are drawn by `mclrt.runtime.conditions`, the same code training uses.
+The maps themselves are drawn by `mclrt.runtime.inputs.conditions`, the same code training uses.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mclrt.runtime import conditions
+from mclrt.runtime.inputs import conditions
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.image_io import IMAGE_SUFFIXES
+from mclrt.runtime.inputs.image_io import IMAGE_SUFFIXES
 from mclrt.runtime.model_dir import ConditionSpec
 
 EXTRACT_CHOICES = ("none", "canny", "face", "pose")

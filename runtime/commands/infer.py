@@ -29,7 +29,7 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import condition_to_rgb, side_by_side, to_uint8_rgb, write_png
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline, correspondence_colours
-from mclrt.runtime.preprocess import ConditionSource, check_extract, find_condition_sources, load_condition, load_exemplar
+from mclrt.runtime.inputs.preprocess import ConditionSource, check_extract, find_condition_sources, load_condition, load_exemplar
 from mclrt.runtime.runners import RunnerError
 
 

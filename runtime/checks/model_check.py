@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from mclrt.runtime.findings import Finding
+from mclrt.runtime.checks.findings import Finding
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 
 Status = Literal["pass", "warn", "fail", "skip"]
@@ -168,7 +168,7 @@ def _first_line(text: str) -> str:
 def _prepare(model, graph: str):
     import onnx
 
-    from mclrt.runtime.onnx_graph import prepare_for_checks
+    from mclrt.runtime.checks.onnx_graph import prepare_for_checks
 
     try:
         return prepare_for_checks(model), None
@@ -177,8 +177,8 @@ def _prepare(model, graph: str):
 
 
 def _trt_ops(prepared, original, graph: str) -> list[Finding]:
-    from mclrt.runtime import trt_op_support
-    from mclrt.runtime.onnx_graph import walk_graphs
+    from mclrt.runtime.checks import trt_op_support
+    from mclrt.runtime.checks.onnx_graph import walk_graphs
 
     local = {(f.domain, f.name) for f in original.functions}
     findings = []
@@ -193,8 +193,8 @@ def _op_summary(prepared) -> str:
 
 
 def _fp16(prepared, graph: str) -> list[Finding]:
-    from mclrt.runtime import fp16_risk
-    from mclrt.runtime.onnx_graph import walk_graphs
+    from mclrt.runtime.checks import fp16_risk
+    from mclrt.runtime.checks.onnx_graph import walk_graphs
 
     findings = []
     for index in walk_graphs(prepared.graph):
@@ -383,7 +383,7 @@ def _tensorrt_rtx_subprocess(onnx_path: Path, graph: str, options: CheckOptions)
     command = [
         sys.executable,
         "-m",
-        "mclrt.runtime.check",
+        "mclrt.runtime.checks.model_check",
         "tensorrt-rtx-build",
         str(onnx_path),
         "--compute-capability",
@@ -433,7 +433,7 @@ def _import_tensorrt_rtx():
 def tensorrt_rtx_parse_and_build(onnx_path: str | Path, compute_capability: str = "SM86", max_batch: int = 4) -> dict:
     """Parse with TensorRT-RTX's ONNX parser and build a serialized plan on the CPU (AOT).
 
-    Runs in the calling process: call it through `python -m mclrt.runtime.check tensorrt-rtx-build`
+    Runs in the calling process: call it through `python -m mclrt.runtime.checks.model_check tensorrt-rtx-build`
     unless you are already in a subprocess. No plugin is registered here, so the correspondence
     node's model-local function is inlined. Returns parsed/built flags, errors, plan size, layer count.
     """
@@ -485,7 +485,7 @@ def tensorrt_rtx_parse_and_build(onnx_path: str | Path, compute_capability: str 
 
 
 def _subprocess_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mclrt.runtime.check")
+    parser = argparse.ArgumentParser(prog="python -m mclrt.runtime.checks.model_check")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("tensorrt-rtx-build", help="parse + build one ONNX graph with TensorRT-RTX; print JSON")
     build.add_argument("onnx")

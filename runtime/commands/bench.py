@@ -28,14 +28,14 @@ def bench(
 ) -> None:
     """Time each graph and the end-to-end paths on synthetic (valid) inputs."""
     from mclrt.runtime.backends import resolve_backend
-    from mclrt.runtime.bench import BenchOptions, run_benchmark
+    from mclrt.runtime.bench.latency import BenchOptions, run_benchmark
     from mclrt.runtime.errors import UserError
 
     if profile and resolve_backend(backend) is not Backend.ort:
         raise UserError("--profile reads ONNX Runtime's profiler: use it with --backend ort")
     options = BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads)
     if against is not None:
-        from mclrt.runtime.bench_against import print_paired_table, run_paired_benchmark
+        from mclrt.runtime.bench.against import print_paired_table, run_paired_benchmark
 
         result = run_paired_benchmark(model, against, options)
     else:
@@ -56,7 +56,7 @@ def bench(
 
 
 def _profiles(model: Path, against: Optional[Path], threads: int, runs: int, warmup: int) -> list:
-    from mclrt.runtime.op_profile import profile_model
+    from mclrt.runtime.bench.op_profile import profile_model
 
     return [profile_model(path, threads, runs, warmup) for path in (model, against) if path is not None]
 
@@ -66,7 +66,7 @@ def _print_profile(profiles: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mclrt.runtime.op_profile import category_of
+    from mclrt.runtime.bench.op_profile import category_of
 
     table = Table(
         title="where the time goes: ONNX Runtime kernel ms per run, exemplar encoder + translator, batch 1",

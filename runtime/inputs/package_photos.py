@@ -51,7 +51,7 @@ def _load_all() -> tuple[PackagePhoto, ...]:
             f"the package photos need scikit-image, scikit-learn and matplotlib ({err.name} is missing): "
             "pip install 'mclrt[photos]'"
         ) from err
-    from mclrt.runtime.image_io import load_rgb
+    from mclrt.runtime.inputs.image_io import load_rgb
 
     photos = [(name, getattr(skimage.data, name)(), licence) for name, licence in _SKIMAGE_PHOTOS.items()]
     photos += [(name.removesuffix(".jpg"), load_sample_image(name), licence) for name, licence in _SKLEARN_PHOTOS.items()]

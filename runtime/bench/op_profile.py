@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mclrt.runtime.bench import stage_steps
+from mclrt.runtime.bench.latency import stage_steps
 from mclrt.runtime.model_dir import GRAPH_FILES, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
 from mclrt.runtime.runners import OnnxRuntimeRunner, OrtOptions

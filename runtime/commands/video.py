@@ -31,7 +31,7 @@ from mclrt.runtime.backends import Backend, describe
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
-from mclrt.runtime.preprocess import load_exemplar
+from mclrt.runtime.inputs.preprocess import load_exemplar
 from mclrt.runtime.runners import RunnerError
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
