@@ -257,6 +257,15 @@ def read_facts(root: Path = Path("/"), run: CommandRunner | None = None) -> Jets
     )
 
 
+def is_jetson(root: Path = Path("/")) -> bool:
+    """The cheap test (no tools run): JetPack's L4T release file exists."""
+    return (Path(root) / "etc/nv_tegra_release").is_file()
+
+
+def read_memory(root: Path = Path("/")) -> Memory | None:
+    return parse_meminfo(_read_text(Path(root) / "proc/meminfo") or "")
+
+
 def _gib(value: int) -> str:
     return f"{value / 2**30:.1f} GiB"
 

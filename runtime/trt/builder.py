@@ -35,7 +35,7 @@ import onnx
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_write_bytes
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.trt import cache, compat, fp16, layer_report, plugin
+from mclrt.runtime.trt import cache, compat, dla_report, fp16, layer_report, plugin
 from mclrt.runtime.trt.device import CudaInfo
 from mclrt.runtime.trt.logger import BuildLog, shared_logger
 
@@ -87,6 +87,7 @@ class BuildOptions:
     rebuild: bool = False  # build even when the cache has an up-to-date plan
     no_build: bool = False  # only accept up-to-date cached plans
     verbose: bool = False
+    skip_memory_check: bool = False  # build even where RAM + swap look too small (Jetson)
 
 
 @dataclass(frozen=True)
@@ -181,12 +182,15 @@ def resolve(options: BuildOptions, installed: compat.Installed, device: CudaInfo
     if options.workspace_mb is not None and options.workspace_mb <= 0:
         raise UserError(f"--workspace {options.workspace_mb}: must be a positive number of MiB")
     if options.dla_core is not None:
-        if not caps.dla:
-            raise UserError(f"--dla-core: {caps.label} has no DLA (TensorRT <= 10.7, or >= 11.4.1 on AGX Orin)")
+        # What the user can fix first, then what this TensorRT cannot do.
+        if options.dla_core < 0:
+            raise UserError(f"--dla-core {options.dla_core}: a DLA core is numbered 0 or 1")
         if options.precision == "fp32":
-            raise UserError("--dla-core: DLA runs FP16 or INT8 only")
+            raise UserError("--dla-core: DLA runs FP16 or INT8 only (--precision fp16 or int8)")
         if options.batch.min != options.batch.max:
             raise UserError("--dla-core: DLA needs a static batch (--batch N)")
+        if not caps.dla:
+            raise UserError(f"--dla-core: {caps.label} has no DLA (TensorRT <= 10.7, or >= 11.4.1 on AGX Orin); build on a Jetson with JetPack 6")
     # Strong typing wherever it exists, so one FP16 ONNX means the same thing on 10.x, 11.x and RTX.
     # Weak typing only where nothing else works: FP16 before 10.0 or on DLA, and INT8 on <= 10.x,
     # whose Q/DQ graphs still need the INT8 flag.
@@ -216,6 +220,55 @@ def default_out_dir(model: ModelDir) -> Path:
     """Where plans of a model live when --out is not given: the engine cache."""
     manifest_digest = hashlib.sha256((model.path / "mclrt.json").read_bytes()).hexdigest()[:12]
     return cache.cache_root() / "engines" / f"{model.path.resolve().name}-{manifest_digest}"
+
+
+# --- memory on a Jetson (unified: the GPU allocates from the same RAM) -------------------------------
+
+# Expected peak of a build beyond the workspace: TensorRT's libraries and tactic scratch, plus the parser's
+# and builder's copies of the weights (3x the ONNX). An estimate from published out-of-memory reports on
+# 4-8 GB boards (builds "Killed"); never measured on a board by this project.
+BUILDER_BASE_BYTES = 1536 << 20
+WEIGHT_COPIES = 3
+
+
+def jetson_workspace_cap(total_ram_bytes: int) -> int | None:
+    """Default workspace limit on a Jetson without --workspace: 1 GiB on 8 GB boards, 2 GiB on 16 GB, none above."""
+    if total_ram_bytes <= 8 << 30:
+        return 1 << 30
+    if total_ram_bytes <= 16 << 30:
+        return 2 << 30
+    return None
+
+
+def check_build_memory(model: ModelDir, workspace_bytes: int | None, memory) -> None:
+    """Refuse, in one line, a build that would not fit in free RAM + swap (memory: jetson.facts.Memory)."""
+    weights = sum(model.graph_path(graph).stat().st_size for graph in GRAPHS)
+    needed = BUILDER_BASE_BYTES + WEIGHT_COPIES * weights + (workspace_bytes or 0)
+    free = memory.available_bytes + memory.swap_free_bytes
+    if needed > free:
+        raise UserError(
+            f"not enough memory for a TensorRT build here: about {needed / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB RAM + swap free "
+            "(close other programs, add swap, lower --workspace, or pass --skip-memory-check)",
+            model.path,
+        )
+
+
+def plan_jetson_memory(resolved: ResolvedBuild, model: ModelDir, options: BuildOptions, root: Path = Path("/")) -> ResolvedBuild:
+    """On a Jetson: cap the workspace for the board's RAM (unless --workspace) and check RAM + swap first."""
+    from dataclasses import replace
+
+    from mclrt.runtime.jetson import facts as jetson
+
+    if not jetson.is_jetson(root):
+        return resolved
+    memory = jetson.read_memory(root)
+    if memory is None:
+        return resolved
+    if options.workspace_mb is None:
+        resolved = replace(resolved, workspace_bytes=jetson_workspace_cap(memory.total_bytes))
+    if not options.skip_memory_check:
+        check_build_memory(model, resolved.workspace_bytes, memory)
+    return resolved
 
 
 # --- loaders ---------------------------------------------------------------------------------------
@@ -342,7 +395,10 @@ class SerializedPlan:
         elif r.targets == ("ampere-plus",):
             compat.set_hardware_compatibility(trt, caps, config, "ampere-plus")
         if r.dla_core is not None:
-            compat.set_dla(trt, caps, config, r.dla_core)
+            if r.dla_core >= int(builder.num_DLA_cores):
+                raise UserError(f"--dla-core {r.dla_core}: this machine has {int(builder.num_DLA_cores)} DLA core(s) (Orin Nano and Thor have none)")
+            keep_on_gpu = dla_report.correspondence_names(self.network_loader.onnx_model)
+            compat.set_dla(trt, caps, config, r.dla_core, network, keep_on_gpu)
         if r.weak_typing:
             pins = _protected_layer_names(network, self.protected)
             compat.set_weak_typing_precision(trt, caps, config, network, r.precision, pins)
@@ -438,6 +494,7 @@ class EngineResult:
     report: layer_report.PrecisionReport | None = None
     fp16: fp16.Fp16Result | None = None
     notes: list[str] = field(default_factory=list)
+    dla: dla_report.DlaPlacement | None = None  # DLA builds: which layers the DLA runs
 
 
 def _timing_cache_path(out: Path, resolved: ResolvedBuild) -> Path | None:
@@ -506,7 +563,12 @@ def build_graph(
         plan_bytes = SerializedPlan(resolved, network, protected, _timing_cache_path(out, resolved))()
     report = _precision_report(resolved, log, built_onnx, protected, plan_bytes)
     report_path = folder / f"{graph}.layers.json"
-    atomic_write_bytes(report_path, (json.dumps(_report_document(report, fp16_result), indent=2) + "\n").encode(), overwrite=True)
+    document = _report_document(report, fp16_result)
+    placement = None
+    if resolved.dla_core is not None:
+        placement = dla_report.placement_from_build_log(log.messages, dla_report.correspondence_names(built_onnx))
+        document["dla"] = placement.to_json()
+    atomic_write_bytes(report_path, (json.dumps(document, indent=2) + "\n").encode(), overwrite=True)
     if resolved.precision == "fp16" and report.violations:
         raise UserError(
             f"FP16 build rejected: {len(report.violations)} protected layer(s) computed in Half, e.g. {report.violations[0]} "
@@ -518,7 +580,7 @@ def build_graph(
     notes = []
     if report.source == "unavailable":
         notes.append("layer precisions could not be read back (no layer log, no GPU for the inspector)")
-    return EngineResult(graph, plan_path, "built", time.perf_counter() - start, len(plan_bytes), report, fp16_result, notes)
+    return EngineResult(graph, plan_path, "built", time.perf_counter() - start, len(plan_bytes), report, fp16_result, notes, placement)
 
 
 def _precision_report(resolved: ResolvedBuild, log: BuildLog, model, protected, plan_bytes: bytes) -> layer_report.PrecisionReport:
@@ -567,6 +629,7 @@ def build_engines(
     device = device or device_module.probe()
     resolved = resolve(options, installed, device)
     _check_source_precision(model, resolved.precision)
+    resolved = plan_jetson_memory(resolved, model, options)
     out = Path(out) if out is not None else default_out_dir(model)
     feeds = _recipe_feeds(model) if resolved.precision == "fp16" and model.manifest.precision == "fp32" and not resolved.weak_typing else {}
     if progress:
