@@ -158,3 +158,14 @@ def test_telemetry_off_jetson_records_nothing():
     with recorder:
         pass
     assert recorder.summary() is None and telemetry.report(None, 30.0) is None
+
+
+def test_doctor_shows_the_jetson_rows_on_a_jetson_and_none_elsewhere():
+    from mclrt.runtime.commands import doctor
+
+    on_thor = dict(doctor.facts(jetson_root=FIXTURES / "agx-thor-jp71"))
+    assert on_thor["Jetson module"] == "NVIDIA Jetson AGX Thor Developer Kit (p3834-0008, tegra264)"
+    assert on_thor["DLA cores"] == "0" and on_thor["Power mode"] == "120W (mode 1)"
+    assert "ONNX Runtime" in on_thor  # the rest of the report is still there
+    here = dict(doctor.facts(jetson_root=FIXTURES / "aarch64-server"))
+    assert not {"Jetson module", "DLA cores", "Power mode"} & set(here)
