@@ -67,3 +67,17 @@ def report(summary: TegraSummary | None, frames_per_second: float | None) -> dic
     if frames_per_second is not None and summary.input_power_w:
         document["fps_per_watt"] = round(frames_per_second / summary.input_power_w, 3)
     return document
+
+
+def summary_line(document: dict) -> str:
+    """One human line from `report()`'s block: input power, GPU load, hottest sensor, fps per watt."""
+    parts = [f"power: {document['input_power_w']:.2f} W ({document['input_power_source']})" if document.get("input_power_w") is not None else "power: no rails"]
+    if document.get("gpu_load_percent") is not None:
+        parts.append(f"GPU load {document['gpu_load_percent']:.0f}%")
+    temps = document.get("max_temperatures_c") or {}
+    if temps:
+        name = max(temps, key=temps.get)
+        parts.append(f"max {name} {temps[name]:.1f} C")
+    if document.get("fps_per_watt") is not None:
+        parts.append(f"{document['fps_per_watt']:.2f} fps/W")
+    return ", ".join(parts) + f" ({document['samples']} tegrastats samples)"
