@@ -54,7 +54,7 @@ class Extract(str, enum.Enum):
 def video(
     model: Path = typer.Option(..., "--model", help="Model directory written by `mclrt export`."),
     source: str = typer.Option(
-        ..., "--source", help="A video file, cam:N (a camera), a folder of frames (name order), or - (raw RGB frames on stdin, with --size)."
+        ..., "--source", help="A video file, cam:N (a camera), csi:N (a Jetson CSI camera, needs OpenCV with GStreamer), a folder of frames (name order), or - (raw RGB frames on stdin, with --size)."
     ),
     exemplar: Path = typer.Option(..., "--exemplar", help="Exemplar photo whose appearance every frame takes."),
     out: str = typer.Option(
