@@ -18,7 +18,7 @@ def build(
     batch: str = typer.Option("1:1:4", "--batch", help="Dynamic batch profile MIN:OPT:MAX, or one number for a static batch."),
     workspace: Optional[int] = typer.Option(None, "--workspace", help="Builder workspace limit in MiB (default: TensorRT's)."),
     target: str = typer.Option("auto", "--target", help="auto | sm80,sm86,... (TensorRT-RTX) | ampere-plus (enterprise)."),
-    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core (Jetson; FP16/INT8, static batch)."),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core, GPU fallback on (Jetson Orin, JetPack 6; FP16/INT8, --batch N); prints which layers run on it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the engine cache, $MCLRT_CACHE_DIR or ~/.cache/mclrt)."),
     no_build: bool = typer.Option(False, "--no-build", help="Never build: fail unless up-to-date plans are cached."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the cached plans are up to date."),
