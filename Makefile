@@ -58,6 +58,7 @@ install-extract: $(PY)
 # from NVIDIA's Jetson AI Lab index for the JetPack line (PyPI has only the CPU build for aarch64, which
 # `pip install .` brings and this replaces: both install the same `onnxruntime` module).
 # JETPACK=6: CPython 3.10, CUDA 12.6; JETPACK=7: CPython 3.12, CUDA 13.0. ORT_INDEX= (empty) keeps the CPU build.
+# SYSTEM_OPENCV=1 removes PyPI's OpenCV (no GStreamer) so JetPack's (apt, with GStreamer) serves `--source csi:N`.
 # Written against the documented layout; never run on a device by this project.
 JETPACK ?= 6
 ORT_INDEX_6 := https://pypi.jetson-ai-lab.io/jp6/cu126
@@ -70,6 +71,10 @@ install-jetson:
 ifneq ($(ORT_INDEX),)
 	$(PIP) uninstall --quiet --yes onnxruntime
 	$(PIP) install --quiet --index-url $(ORT_INDEX) "onnxruntime-gpu>=1.20,<1.32"
+endif
+ifeq ($(SYSTEM_OPENCV),1)
+	$(PIP) uninstall --quiet --yes opencv-python-headless
+	$(PY) -c "import cv2; print('OpenCV', cv2.__version__, 'from', cv2.__file__)"
 endif
 	$(PY) -c "import tensorrt; print('TensorRT', tensorrt.__version__, 'from JetPack')" || echo "TensorRT is not importable: sudo apt install python3-libnvinfer (JetPack), then run this again"
 	$(MCLRT) doctor || true
