@@ -169,3 +169,18 @@ def test_doctor_shows_the_jetson_rows_on_a_jetson_and_none_elsewhere():
     assert "ONNX Runtime" in on_thor  # the rest of the report is still there
     here = dict(doctor.facts(jetson_root=FIXTURES / "aarch64-server"))
     assert not {"Jetson module", "DLA cores", "Power mode"} & set(here)
+
+
+def test_jetson_modules_import_without_torch_tensorrt_triton_or_cuda():
+    import json
+    import subprocess
+
+    modules = ["mclrt.runtime.jetson." + name for name in ("facts", "tegrastats", "power", "telemetry")] + ["mclrt.runtime.trt.dla_report"]
+    script = (
+        "import json, sys\n"
+        f"for m in {modules!r}: __import__(m)\n"
+        "print(json.dumps([m for m in ('torch', 'tensorrt', 'tensorrt_rtx', 'tensorrt_rtx_bindings', 'triton', 'cuda') if m in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
