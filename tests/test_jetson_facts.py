@@ -151,6 +151,14 @@ def test_telemetry_replays_a_tegrastats_stream_and_reports_fps_per_watt():
     assert document["fps_per_watt"] == pytest.approx(30.0 / document["input_power_w"], rel=1e-3)
 
 
+def test_telemetry_waits_for_the_first_sample_of_a_short_run():
+    slow = [sys.executable, "-c", "import sys, time; time.sleep(0.3); print(open(sys.argv[1]).readline(), flush=True); time.sleep(30)",
+            str(FIXTURES / "orin-nano-jp62" / "tegrastats.txt")]
+    with telemetry.Telemetry(interval_ms=500, command=slow) as recorder:
+        pass  # shorter than tegrastats' first line
+    assert len(recorder.samples) == 1 and recorder.summary().input_power_source == "VDD_IN"
+
+
 def test_telemetry_off_jetson_records_nothing():
     recorder = telemetry.Telemetry()
     if recorder.available:

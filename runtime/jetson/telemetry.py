@@ -25,7 +25,9 @@ def tegrastats_command(interval_ms: int) -> list[str] | None:
 class Telemetry:
     def __init__(self, interval_ms: int = 500, command: Sequence[str] | None = None):
         self.command = list(command) if command is not None else tegrastats_command(interval_ms)
+        self.interval_s = interval_ms / 1000
         self.samples: list[TegraSample] = []
+        self._first = threading.Event()
         self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
@@ -46,9 +48,12 @@ class Telemetry:
             sample = parse_line(line)
             if sample is not None:
                 self.samples.append(sample)
+                self._first.set()
 
     def __exit__(self, *exc_info) -> None:
         if self._process is not None:
+            # A run shorter than one interval still gets the sample tegrastats takes at its end.
+            self._first.wait(timeout=self.interval_s + 1.0)
             if self._process.poll() is None:
                 self._process.terminate()
             self._process.wait(timeout=10)
