@@ -82,8 +82,10 @@ def test_non_jetson_aarch64_server_reports_nothing_and_runs_no_jetson_tool():
     assert facts.doctor_rows(f) == []
 
 
-def test_this_machine_is_not_a_jetson():
-    assert not facts.read_facts(Path("/")).is_jetson or Path("/etc/nv_tegra_release").exists()
+def test_the_live_root_reads_this_machine():
+    here = facts.read_facts(Path("/"))
+    assert here.is_jetson == Path("/etc/nv_tegra_release").is_file() == facts.is_jetson()
+    assert here.memory is not None and here.memory.total_bytes > 0  # /proc/meminfo of this Linux
 
 
 def test_nvpmodel_warnings_before_the_mode():
