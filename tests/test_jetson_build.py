@@ -16,7 +16,7 @@ import pytest
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.jetson import facts
 from mclrt.runtime.model_dir import load_model_dir
-from mclrt.runtime.trt import builder, compat, dla_report
+from mclrt.runtime.trt import build_memory, builder, compat, dla_report
 from mclrt.runtime.trt.device import CudaInfo, GpuInfo
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -138,13 +138,13 @@ def test_tensorrt_10_3_inlines_the_correspondence_under_plugin_auto():
 def test_memory_preflight_and_workspace_caps_for_8_gb_boards():
     model = load_model_dir(DEMO)
     nano = facts.read_memory(FIXTURES / "jetson" / "orin-nano-jp62")
-    assert builder.jetson_workspace_cap(nano.total_bytes) == 1 << 30
-    assert builder.jetson_workspace_cap(facts.read_memory(FIXTURES / "jetson" / "orin-nx-jp62").total_bytes) == 2 << 30
-    assert builder.jetson_workspace_cap(facts.read_memory(FIXTURES / "jetson" / "agx-orin-jp621").total_bytes) is None
-    builder.check_build_memory(model, 1 << 30, nano)  # 5 GiB free + 3.7 GiB swap: fits
+    assert build_memory.jetson_workspace_cap(nano.total_bytes) == 1 << 30
+    assert build_memory.jetson_workspace_cap(facts.read_memory(FIXTURES / "jetson" / "orin-nx-jp62").total_bytes) == 2 << 30
+    assert build_memory.jetson_workspace_cap(facts.read_memory(FIXTURES / "jetson" / "agx-orin-jp621").total_bytes) is None
+    build_memory.check_build_memory(model, 1 << 30, nano)  # 5 GiB free + 3.7 GiB swap: fits
     busy = facts.Memory(total_bytes=nano.total_bytes, available_bytes=900 << 20, swap_total_bytes=0, swap_free_bytes=0)
     with pytest.raises(UserError) as refused:
-        builder.check_build_memory(model, 1 << 30, busy)
+        build_memory.check_build_memory(model, 1 << 30, busy)
     message = str(refused.value)
     assert "\n" not in message and message.startswith(str(model.path)) and "--skip-memory-check" in message and "0.9 GiB RAM + swap free" in message
 
@@ -154,7 +154,7 @@ def test_memory_plan_applies_only_on_a_jetson():
     installed = compat.Installed(None, "tensorrt", compat.capabilities(compat.Flavour.ENTERPRISE, (10, 3)))
     orin = CudaInfo("12.6", "12.6", (GpuInfo(0, "Orin", (8, 7), 7 << 30),), None, "R36.4.3", "MAXN_SUPER")
     resolved = builder.ResolvedBuild(installed, orin, "fp16", builder.IMPL_INLINE, ("current",), True, False, builder.BatchProfile(1, 1, 1), None, None)
-    on_nano = builder.plan_jetson_memory(resolved, model, builder.BuildOptions(), root=FIXTURES / "jetson" / "orin-nano-jp62")
+    on_nano = build_memory.plan_for_jetson(resolved, model, builder.BuildOptions(), root=FIXTURES / "jetson" / "orin-nano-jp62")
     assert on_nano.workspace_bytes == 1 << 30
-    assert builder.plan_jetson_memory(resolved, model, builder.BuildOptions(workspace_mb=512), root=FIXTURES / "jetson" / "orin-nano-jp62").workspace_bytes is None
-    assert builder.plan_jetson_memory(resolved, model, builder.BuildOptions(), root=FIXTURES / "jetson" / "aarch64-server") is resolved
+    assert build_memory.plan_for_jetson(resolved, model, builder.BuildOptions(workspace_mb=512), root=FIXTURES / "jetson" / "orin-nano-jp62").workspace_bytes is None
+    assert build_memory.plan_for_jetson(resolved, model, builder.BuildOptions(), root=FIXTURES / "jetson" / "aarch64-server") is resolved

@@ -35,7 +35,7 @@ import onnx
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_write_bytes
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.trt import cache, compat, dla_report, fp16, layer_report, plugin
+from mclrt.runtime.trt import build_memory, cache, compat, dla_report, fp16, layer_report, plugin
 from mclrt.runtime.trt.device import CudaInfo
 from mclrt.runtime.trt.logger import BuildLog, shared_logger
 
@@ -220,55 +220,6 @@ def default_out_dir(model: ModelDir) -> Path:
     """Where plans of a model live when --out is not given: the engine cache."""
     manifest_digest = hashlib.sha256((model.path / "mclrt.json").read_bytes()).hexdigest()[:12]
     return cache.cache_root() / "engines" / f"{model.path.resolve().name}-{manifest_digest}"
-
-
-# --- memory on a Jetson (unified: the GPU allocates from the same RAM) -------------------------------
-
-# Expected peak of a build beyond the workspace: TensorRT's libraries and tactic scratch, plus the parser's
-# and builder's copies of the weights (3x the ONNX). An estimate from published out-of-memory reports on
-# 4-8 GB boards (builds "Killed"); never measured on a board by this project.
-BUILDER_BASE_BYTES = 1536 << 20
-WEIGHT_COPIES = 3
-
-
-def jetson_workspace_cap(total_ram_bytes: int) -> int | None:
-    """Default workspace limit on a Jetson without --workspace: 1 GiB on 8 GB boards, 2 GiB on 16 GB, none above."""
-    if total_ram_bytes <= 8 << 30:
-        return 1 << 30
-    if total_ram_bytes <= 16 << 30:
-        return 2 << 30
-    return None
-
-
-def check_build_memory(model: ModelDir, workspace_bytes: int | None, memory) -> None:
-    """Refuse, in one line, a build that would not fit in free RAM + swap (memory: jetson.facts.Memory)."""
-    weights = sum(model.graph_path(graph).stat().st_size for graph in GRAPHS)
-    needed = BUILDER_BASE_BYTES + WEIGHT_COPIES * weights + (workspace_bytes or 0)
-    free = memory.available_bytes + memory.swap_free_bytes
-    if needed > free:
-        raise UserError(
-            f"not enough memory for a TensorRT build here: about {needed / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB RAM + swap free "
-            "(close other programs, add swap, lower --workspace, or pass --skip-memory-check)",
-            model.path,
-        )
-
-
-def plan_jetson_memory(resolved: ResolvedBuild, model: ModelDir, options: BuildOptions, root: Path = Path("/")) -> ResolvedBuild:
-    """On a Jetson: cap the workspace for the board's RAM (unless --workspace) and check RAM + swap first."""
-    from dataclasses import replace
-
-    from mclrt.runtime.jetson import facts as jetson
-
-    if not jetson.is_jetson(root):
-        return resolved
-    memory = jetson.read_memory(root)
-    if memory is None:
-        return resolved
-    if options.workspace_mb is None:
-        resolved = replace(resolved, workspace_bytes=jetson_workspace_cap(memory.total_bytes))
-    if not options.skip_memory_check:
-        check_build_memory(model, resolved.workspace_bytes, memory)
-    return resolved
 
 
 # --- loaders ---------------------------------------------------------------------------------------
@@ -629,7 +580,7 @@ def build_engines(
     device = device or device_module.probe()
     resolved = resolve(options, installed, device)
     _check_source_precision(model, resolved.precision)
-    resolved = plan_jetson_memory(resolved, model, options)
+    resolved = build_memory.plan_for_jetson(resolved, model, options)  # workspace cap + RAM/swap check; no-op off a Jetson
     out = Path(out) if out is not None else default_out_dir(model)
     feeds = _recipe_feeds(model) if resolved.precision == "fp16" and model.manifest.precision == "fp32" and not resolved.weak_typing else {}
     if progress:
