@@ -185,7 +185,7 @@ def test_jetson_modules_import_without_torch_tensorrt_triton_or_cuda():
     import json
     import subprocess
 
-    modules = ["mclrt.runtime.jetson." + name for name in ("facts", "tegrastats", "power", "telemetry")] + ["mclrt.runtime.trt.dla_report"]
+    modules = ["mclrt.runtime.jetson." + name for name in ("facts", "tegrastats", "power", "telemetry")] + ["mclrt.runtime.trt.dla_report", "mclrt.runtime.trt.build_memory"]
     script = (
         "import json, sys\n"
         f"for m in {modules!r}: __import__(m)\n"
