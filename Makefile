@@ -17,7 +17,7 @@ MODEL ?= runtime/models/demo
 ENGINE_OUT ?= engines/demo
 ENGINE_PLUGIN ?= auto
 
-.PHONY: install install-extract test demo demo-train train export engine clean
+.PHONY: install install-extract install-jetson check-jetson-wheels test demo demo-train train export engine clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,36 @@ endif
 install-extract: $(PY)
 	$(PIP) install --quiet absl-py attrs flatbuffers "protobuf>=4.25.3,<5" matplotlib
 	$(PIP) install --quiet --no-deps mediapipe==0.10.21
+
+# On the Jetson itself (README "Jetson"): the runtime only -- no torch, no Triton. --system-site-packages
+# lets the venv import JetPack's TensorRT (apt python3-libnvinfer) and cuda-python; onnxruntime-gpu comes
+# from NVIDIA's Jetson AI Lab index for the JetPack line (PyPI has only the CPU build for aarch64, which
+# `pip install .` brings and this replaces: both install the same `onnxruntime` module).
+# JETPACK=6: CPython 3.10, CUDA 12.6; JETPACK=7: CPython 3.12, CUDA 13.0. ORT_INDEX= (empty) keeps the CPU build.
+# SYSTEM_OPENCV=1 removes PyPI's OpenCV (no GStreamer) so JetPack's (apt, with GStreamer) serves `--source csi:N`.
+# Written against the documented layout; never run on a device by this project.
+JETPACK ?= 6
+ORT_INDEX_6 := https://pypi.jetson-ai-lab.io/jp6/cu126
+ORT_INDEX_7 := https://pypi.jetson-ai-lab.io/sbsa/cu130
+ORT_INDEX ?= $(ORT_INDEX_$(JETPACK))
+install-jetson:
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet .
+ifneq ($(ORT_INDEX),)
+	$(PIP) uninstall --quiet --yes onnxruntime
+	$(PIP) install --quiet --index-url $(ORT_INDEX) "onnxruntime-gpu>=1.20,<1.32"
+endif
+ifeq ($(SYSTEM_OPENCV),1)
+	$(PIP) uninstall --quiet --yes opencv-python-headless
+	$(PY) -c "import cv2; print('OpenCV', cv2.__version__, 'from', cv2.__file__)"
+endif
+	$(PY) -c "import tensorrt; print('TensorRT', tensorrt.__version__, 'from JetPack')" || echo "TensorRT is not importable: sudo apt install python3-libnvinfer (JetPack), then run this again"
+	$(MCLRT) doctor || true
+
+# Every runtime dependency has an aarch64 wheel for JetPack 6 (CPython 3.10) and 7 (3.12); runs anywhere with PyPI.
+check-jetson-wheels: $(PY)
+	$(PY) -m mclrt.tools.jetson_wheels
 
 # ENGINE_PLUGIN: auto (the plugin where it can run here), on (map CorrespondenceSoftmax to the plugin), off (inline its ONNX function)
 engine: $(PY)

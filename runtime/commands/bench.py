@@ -33,24 +33,33 @@ def bench(
 
     if profile and resolve_backend(backend) is not Backend.ort:
         raise UserError("--profile reads ONNX Runtime's profiler: use it with --backend ort")
-    options = BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads)
-    if against is not None:
-        from mclrt.runtime.bench.against import print_paired_table, run_paired_benchmark
+    from mclrt.runtime.jetson import telemetry
 
-        result = run_paired_benchmark(model, against, options)
-    else:
-        result = run_benchmark(model, options)
+    options = BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads)
+    with telemetry.Telemetry() as sampler:  # tegrastats on a Jetson; records nothing elsewhere
+        if against is not None:
+            from mclrt.runtime.bench.against import print_paired_table, run_paired_benchmark
+
+            result = run_paired_benchmark(model, against, options)
+        else:
+            result = run_benchmark(model, options)
+    end_to_end = getattr(result, "latency_ms_per_image", {}).get("end_to_end")
+    power = telemetry.report(sampler.summary(), 1000.0 / end_to_end.median_ms if end_to_end else None)  # None off a Jetson
     profiles = _profiles(model, against, threads, runs, warmup) if profile else []
     if json_output:
         payload = result.to_dict()
         if profile:
             payload["profile"] = [p.to_dict() for p in profiles]
+        if power is not None:
+            payload["jetson"] = power
         print(json.dumps(payload))
         return
     if against is not None:
         print_paired_table(result)
     else:
         _print_table(result)
+    if power is not None:
+        print(telemetry.summary_line(power))
     if profile:
         _print_profile(profiles)
 

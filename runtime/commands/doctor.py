@@ -1,6 +1,7 @@
 """`mclrt doctor [--selftest]`: what this machine can run, and whether TensorRT engines work on it.
 
-`doctor` lists the GPU, driver and CUDA runtime, the TensorRT flavour and version (with the rows of
+`doctor` lists the GPU, driver and CUDA runtime, on a Jetson the board, L4T/JetPack, DLA cores, power
+mode, clocks and memory (mclrt.runtime.jetson.facts), the TensorRT flavour and version (with the rows of
 the version table that matter), ONNX Runtime's providers, the registered TensorRT plugins and the
 engine cache. `--selftest` then builds the model's engines in FP32 and FP16 (the demo model unless
 `--model` is given), and compares each with ONNX Runtime on the CPU: PASS/FAIL with the numbers.
@@ -29,7 +30,7 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def facts() -> list[tuple[str, str]]:
+def facts(jetson_root: Path = Path("/")) -> list[tuple[str, str]]:
     """(topic, finding) rows of the machine report; never raises for a missing component."""
     from mclrt.runtime.trt import cache, compat, device, plugin
 
@@ -42,8 +43,9 @@ def facts() -> list[tuple[str, str]]:
         rows.append(("GPU", info.problem or "none"))
     rows.append(("CUDA driver", info.driver_version or "not installed"))
     rows.append(("CUDA runtime (cuda-python)", info.runtime_version or ("cuda-python not installed" if importlib.util.find_spec("cuda") is None else "unavailable")))
-    if info.l4t_release or info.power_mode:
-        rows.append(("Jetson", f"L4T {info.l4t_release or '?'}, power mode {info.power_mode or '?'}"))
+    from mclrt.runtime.jetson import facts as jetson
+
+    rows += jetson.doctor_rows(jetson.read_facts(jetson_root))  # none off a Jetson
 
     installed = compat.detect()
     if installed is None:

@@ -18,11 +18,12 @@ def build(
     batch: str = typer.Option("1:1:4", "--batch", help="Dynamic batch profile MIN:OPT:MAX, or one number for a static batch."),
     workspace: Optional[int] = typer.Option(None, "--workspace", help="Builder workspace limit in MiB (default: TensorRT's)."),
     target: str = typer.Option("auto", "--target", help="auto | sm80,sm86,... (TensorRT-RTX) | ampere-plus (enterprise)."),
-    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core (Jetson; FP16/INT8, static batch)."),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core, GPU fallback on (Jetson Orin, JetPack 6; FP16/INT8, --batch N); prints which layers run on it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the engine cache, $MCLRT_CACHE_DIR or ~/.cache/mclrt)."),
     no_build: bool = typer.Option(False, "--no-build", help="Never build: fail unless up-to-date plans are cached."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the cached plans are up to date."),
     verbose: bool = typer.Option(False, "--verbose", help="Print TensorRT's full log."),
+    skip_memory_check: bool = typer.Option(False, "--skip-memory-check", help="Jetson: build even if free RAM + swap look too small for the build."),
 ) -> None:
     """Build one plan per graph (exemplar_encoder.plan, translator.plan) into OUT/<precision>-<plugin>/."""
     from rich.console import Console
@@ -42,6 +43,7 @@ def build(
         rebuild=rebuild,
         no_build=no_build,
         verbose=verbose,
+        skip_memory_check=skip_memory_check,
     )
     model_dir = load_model_dir(model)
     results = builder.build_engines(model_dir, options, out=out, progress=lambda text: console.print(f"[dim]{text}[/dim]"))
@@ -59,5 +61,7 @@ def build(
         table.add_row(result.graph, result.status, f"{result.plan_bytes / 1e6:.1f}", f"{result.seconds:.1f}", plugin_state, layers, error)
     Console().print(table)
     for result in results:
+        if result.dla is not None:
+            console.print(f"DLA: {result.graph}: {result.dla.summary()}")
         for note in result.notes:
             console.print(f"[yellow]warning[/yellow]: {result.graph}: {note}")

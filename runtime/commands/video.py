@@ -54,7 +54,7 @@ class Extract(str, enum.Enum):
 def video(
     model: Path = typer.Option(..., "--model", help="Model directory written by `mclrt export`."),
     source: str = typer.Option(
-        ..., "--source", help="A video file, cam:N (a camera), a folder of frames (name order), or - (raw RGB frames on stdin, with --size)."
+        ..., "--source", help="A video file, cam:N (a camera), csi:N (a Jetson CSI camera, needs OpenCV with GStreamer), a folder of frames (name order), or - (raw RGB frames on stdin, with --size)."
     ),
     exemplar: Path = typer.Option(..., "--exemplar", help="Exemplar photo whose appearance every frame takes."),
     out: str = typer.Option(
@@ -83,28 +83,36 @@ def video(
     """Translate a video stream frame by frame in the style of one exemplar (encoded once)."""
     from rich.console import Console
 
+    from mclrt.runtime.jetson import telemetry
+
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    report = run_video(
-        model_path=model,
-        source_spec=source,
-        exemplar_path=exemplar,
-        out=out,
-        extract=None if extract is None else extract.value,
-        backend=backend,
-        settings=StreamSettings(batch=batch, max_queue=max_queue, drop_late=drop_late),
-        fps=fps,
-        size=size,
-        overwrite=overwrite,
-        exemplar_cond=exemplar_cond,
-        threads=threads,
-        console=console,
-    )
+    with telemetry.Telemetry() as sampler:  # tegrastats on a Jetson; records nothing elsewhere
+        report = run_video(
+            model_path=model,
+            source_spec=source,
+            exemplar_path=exemplar,
+            out=out,
+            extract=None if extract is None else extract.value,
+            backend=backend,
+            settings=StreamSettings(batch=batch, max_queue=max_queue, drop_late=drop_late),
+            fps=fps,
+            size=size,
+            overwrite=overwrite,
+            exemplar_cond=exemplar_cond,
+            threads=threads,
+            console=console,
+        )
+    power = telemetry.report(sampler.summary(), report.fps)  # None off a Jetson: the output is unchanged
     if json_report:
-        line = json.dumps(report.to_json_dict())
-        print(line, file=sys.stderr if out == STDOUT else sys.stdout, flush=True)
+        document = report.to_json_dict()
+        if power is not None:
+            document["jetson"] = power
+        print(json.dumps(document), file=sys.stderr if out == STDOUT else sys.stdout, flush=True)
     else:
         for text in report.summary_lines():
             console.print(text, markup=False)
+        if power is not None:
+            console.print(telemetry.summary_line(power), markup=False)
     if report.interrupted:
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 

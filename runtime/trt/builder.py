@@ -35,7 +35,7 @@ import onnx
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_write_bytes
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.trt import cache, compat, fp16, layer_report, plugin
+from mclrt.runtime.trt import build_memory, cache, compat, dla_report, fp16, layer_report, plugin
 from mclrt.runtime.trt.device import CudaInfo
 from mclrt.runtime.trt.logger import BuildLog, shared_logger
 
@@ -87,6 +87,7 @@ class BuildOptions:
     rebuild: bool = False  # build even when the cache has an up-to-date plan
     no_build: bool = False  # only accept up-to-date cached plans
     verbose: bool = False
+    skip_memory_check: bool = False  # build even where RAM + swap look too small (Jetson)
 
 
 @dataclass(frozen=True)
@@ -181,12 +182,15 @@ def resolve(options: BuildOptions, installed: compat.Installed, device: CudaInfo
     if options.workspace_mb is not None and options.workspace_mb <= 0:
         raise UserError(f"--workspace {options.workspace_mb}: must be a positive number of MiB")
     if options.dla_core is not None:
-        if not caps.dla:
-            raise UserError(f"--dla-core: {caps.label} has no DLA (TensorRT <= 10.7, or >= 11.4.1 on AGX Orin)")
+        # What the user can fix first, then what this TensorRT cannot do.
+        if options.dla_core < 0:
+            raise UserError(f"--dla-core {options.dla_core}: a DLA core is numbered 0 or 1")
         if options.precision == "fp32":
-            raise UserError("--dla-core: DLA runs FP16 or INT8 only")
+            raise UserError("--dla-core: DLA runs FP16 or INT8 only (--precision fp16 or int8)")
         if options.batch.min != options.batch.max:
             raise UserError("--dla-core: DLA needs a static batch (--batch N)")
+        if not caps.dla:
+            raise UserError(f"--dla-core: {caps.label} has no DLA (TensorRT <= 10.7, or >= 11.4.1 on AGX Orin); build on a Jetson with JetPack 6")
     # Strong typing wherever it exists, so one FP16 ONNX means the same thing on 10.x, 11.x and RTX.
     # Weak typing only where nothing else works: FP16 before 10.0 or on DLA, and INT8 on <= 10.x,
     # whose Q/DQ graphs still need the INT8 flag.
@@ -342,7 +346,10 @@ class SerializedPlan:
         elif r.targets == ("ampere-plus",):
             compat.set_hardware_compatibility(trt, caps, config, "ampere-plus")
         if r.dla_core is not None:
-            compat.set_dla(trt, caps, config, r.dla_core)
+            if r.dla_core >= int(builder.num_DLA_cores):
+                raise UserError(f"--dla-core {r.dla_core}: this machine has {int(builder.num_DLA_cores)} DLA core(s) (Orin Nano and Thor have none)")
+            keep_on_gpu = dla_report.correspondence_names(self.network_loader.onnx_model)
+            compat.set_dla(trt, caps, config, r.dla_core, network, keep_on_gpu)
         if r.weak_typing:
             pins = _protected_layer_names(network, self.protected)
             compat.set_weak_typing_precision(trt, caps, config, network, r.precision, pins)
@@ -438,6 +445,7 @@ class EngineResult:
     report: layer_report.PrecisionReport | None = None
     fp16: fp16.Fp16Result | None = None
     notes: list[str] = field(default_factory=list)
+    dla: dla_report.DlaPlacement | None = None  # DLA builds: which layers the DLA runs
 
 
 def _timing_cache_path(out: Path, resolved: ResolvedBuild) -> Path | None:
@@ -506,7 +514,12 @@ def build_graph(
         plan_bytes = SerializedPlan(resolved, network, protected, _timing_cache_path(out, resolved))()
     report = _precision_report(resolved, log, built_onnx, protected, plan_bytes)
     report_path = folder / f"{graph}.layers.json"
-    atomic_write_bytes(report_path, (json.dumps(_report_document(report, fp16_result), indent=2) + "\n").encode(), overwrite=True)
+    document = _report_document(report, fp16_result)
+    placement = None
+    if resolved.dla_core is not None:
+        placement = dla_report.placement_from_build_log(log.messages, dla_report.correspondence_names(built_onnx))
+        document["dla"] = placement.to_json()
+    atomic_write_bytes(report_path, (json.dumps(document, indent=2) + "\n").encode(), overwrite=True)
     if resolved.precision == "fp16" and report.violations:
         raise UserError(
             f"FP16 build rejected: {len(report.violations)} protected layer(s) computed in Half, e.g. {report.violations[0]} "
@@ -518,7 +531,7 @@ def build_graph(
     notes = []
     if report.source == "unavailable":
         notes.append("layer precisions could not be read back (no layer log, no GPU for the inspector)")
-    return EngineResult(graph, plan_path, "built", time.perf_counter() - start, len(plan_bytes), report, fp16_result, notes)
+    return EngineResult(graph, plan_path, "built", time.perf_counter() - start, len(plan_bytes), report, fp16_result, notes, placement)
 
 
 def _precision_report(resolved: ResolvedBuild, log: BuildLog, model, protected, plan_bytes: bytes) -> layer_report.PrecisionReport:
@@ -567,6 +580,7 @@ def build_engines(
     device = device or device_module.probe()
     resolved = resolve(options, installed, device)
     _check_source_precision(model, resolved.precision)
+    resolved = build_memory.plan_for_jetson(resolved, model, options)  # workspace cap + RAM/swap check; no-op off a Jetson
     out = Path(out) if out is not None else default_out_dir(model)
     feeds = _recipe_feeds(model) if resolved.precision == "fp16" and model.manifest.precision == "fp32" and not resolved.weak_typing else {}
     if progress:

@@ -296,13 +296,23 @@ def set_hardware_compatibility(trt: ModuleType, caps: Capabilities, config, leve
     config.hardware_compatibility_level = levels[level]
 
 
-def set_dla(trt: ModuleType, caps: Capabilities, config, core: int) -> None:
+def set_dla(trt: ModuleType, caps: Capabilities, config, core: int, network=None, gpu_layer_names: Iterable[str] = ()) -> int:
+    """DLA by default with GPU fallback; layers named after `gpu_layer_names` stay on the GPU. Returns how many."""
     if not caps.dla:
         raise ValueError(f"{caps.label} has no DLA support")
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = int(core)
     # The correspondence (a 4096-wide softmax) exceeds DLA limits: those layers must fall back to the GPU.
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    # ... and never one of its pieces (the scale Mul would fit) on the DLA, with a DLA<->GPU copy either side.
+    names = tuple(gpu_layer_names)
+    pinned = 0
+    for index in range(network.num_layers if network is not None and names else 0):
+        layer = network.get_layer(index)
+        if any(layer.name == name or layer.name.startswith((f"{name}/", f"{name}_")) for name in names):
+            config.set_device_type(layer, trt.DeviceType.GPU)
+            pinned += 1
+    return pinned
 
 
 def load_timing_cache(caps: Capabilities, config, blob: bytes | None):

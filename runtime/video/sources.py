@@ -1,4 +1,4 @@
-"""Where frames come from: a video file, a camera, a folder of frames, or raw RGB frames on stdin.
+"""Where frames come from: a video file, a camera (V4L2, or a Jetson CSI camera), a folder of frames, or raw RGB frames on stdin.
 
 Every source hands out `Frame`s numbered in source order, RGB uint8. A frame that cannot be read
 comes out as a Frame with `problem` set (the pipeline counts it as failed and goes on); the end of
@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import collections
 import os
+import re
 import select
 import sys
 import threading
@@ -31,6 +32,9 @@ from mclrt.runtime.video.frames import Frame
 
 STDIN = "-"
 CAMERA_PREFIX = "cam:"
+CSI_PREFIX = "csi:"  # a Jetson CSI camera through libargus (nvarguscamerasrc)
+CSI_DEFAULT_SIZE = (1280, 720)
+CSI_FPS = 30
 # A decode failure is a corrupt frame only if a good frame follows within this many reads; otherwise
 # the stream has ended (some containers only estimate their frame count, so it cannot decide).
 MAX_CONSECUTIVE_BAD_FRAMES = 64
@@ -191,6 +195,52 @@ class CameraSource(FrameSource):
         self._capture.release()
 
 
+def csi_caps(sensor: int, size: tuple[int, int]) -> str:
+    return f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={size[0]},height={size[1]},framerate={CSI_FPS}/1 ! nvvidconv"
+
+
+def csi_pipeline(sensor: int, size: tuple[int, int]) -> str:
+    """The GStreamer pipeline OpenCV opens for `csi:N`: the ISP's NVMM frames converted to BGR, latest frame only."""
+    return f"{csi_caps(sensor, size)} ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
+
+
+def csi_pipe_command(sensor: int, size: tuple[int, int]) -> str:
+    """The documented alternative without GStreamer in OpenCV: raw RGB frames from gst-launch into `--source -`."""
+    caps = csi_caps(sensor, size).replace("video/x-raw(memory:NVMM),", "'video/x-raw(memory:NVMM),").replace("/1 ! nvvidconv", "/1' ! nvvidconv")
+    return f"gst-launch-1.0 -q {caps} ! 'video/x-raw,format=BGRx' ! videoconvert ! 'video/x-raw,format=RGB' ! fdsink fd=1 | mclrt video --source - --size {size[0]}x{size[1]} ..."
+
+
+def opencv_has_gstreamer() -> bool:
+    match = re.search(r"GStreamer:\s*(\w+)", cv2.getBuildInformation())
+    return bool(match) and match.group(1).upper() == "YES"
+
+
+class CsiCameraSource(CameraSource):
+    """A Jetson CSI camera (`csi:0`): nvarguscamerasrc through OpenCV's GStreamer backend.
+
+    PyPI's OpenCV wheels are built without GStreamer; JetPack's OpenCV (apt, seen through a venv made with
+    --system-site-packages) has it. Without it, the refusal names the gst-launch pipe into `--source -`.
+    Never run against a camera by this project (no Jetson here).
+    """
+
+    def __init__(self, sensor: int, size: tuple[int, int] | None = None):
+        name = f"{CSI_PREFIX}{sensor}"
+        size = size or CSI_DEFAULT_SIZE
+        if not opencv_has_gstreamer():
+            raise UserError(
+                f"this OpenCV ({cv2.__version__}) has no GStreamer (PyPI's never does; JetPack's does): use it, or pipe the camera in: "
+                + csi_pipe_command(sensor, size),
+                name,
+            )
+        self._capture = cv2.VideoCapture(csi_pipeline(sensor, size), cv2.CAP_GSTREAMER)
+        if not self._capture.isOpened():
+            raise UserError("no CSI camera with this sensor id (is nvargus-daemon running? `gst-launch-1.0 nvarguscamerasrc` says more)", name)
+        FrameSource.__init__(self, name, fps=float(CSI_FPS), live=True)
+
+    def _empty_problem(self) -> str:
+        return "the CSI camera opened but delivered no frame"
+
+
 class FolderSource(FrameSource):
     """Image files in a folder (not its subfolders), in name order: number them with leading zeros."""
 
@@ -260,7 +310,7 @@ class RawStdinSource(FrameSource):
 
 
 def open_source(spec: str, size: tuple[int, int] | None = None) -> FrameSource:
-    """--source: '-' (raw frames on stdin, needs size), 'cam:N', a folder of frames, or a video file."""
+    """--source: '-' (raw frames on stdin, needs size), 'cam:N', 'csi:N' (Jetson), a folder of frames, or a video file."""
     if spec == STDIN:
         if size is None:
             raise UserError("--source - reads raw RGB frames: give their size with --size WIDTHxHEIGHT", "stdin")
@@ -270,6 +320,11 @@ def open_source(spec: str, size: tuple[int, int] | None = None) -> FrameSource:
         if not number.isdigit():
             raise UserError("a camera is cam:N with N a number, e.g. cam:0", spec)
         return CameraSource(int(number), size)
+    if spec.startswith(CSI_PREFIX):
+        number = spec[len(CSI_PREFIX) :]
+        if not number.isdigit():
+            raise UserError("a CSI camera is csi:N with N its sensor id, e.g. csi:0", spec)
+        return CsiCameraSource(int(number), size)
     path = Path(spec)
     if size is not None:
         raise UserError("--size is for raw frames on stdin (--source -) and cameras only", "--size")
