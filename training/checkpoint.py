@@ -23,9 +23,9 @@ either the previous checkpoint or the new one as `latest`, never a half-written 
 `.tmp-*` folders are removed by the next save. The oldest checkpoints beyond `keep_last` are deleted.
 
 Testing knob: `MCLRT_TEST_CHECKPOINT_PAUSE=<seconds>` makes `save_checkpoint` print
-"mclrt: checkpoint write paused" to stderr and sleep that long after writing the tensor files and
+"mclrt: checkpoint write paused (pid N)" to stderr and sleep that long after writing the tensor files and
 before meta.json and the rename, so a test can SIGKILL the process in the middle of a write
-(tests/test_checkpoint.py). It does nothing else and is never set in normal use.
+(tests/test_checkpoint.py, and tests/test_multinode.py under torchrun). It does nothing else and is never set in normal use.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def save_checkpoint(checkpoints: str | os.PathLike, ckpt: Checkpoint, keep_last:
 
     pause = os.environ.get(PAUSE_ENV)
     if pause:
-        print("mclrt: checkpoint write paused", file=sys.stderr, flush=True)
+        print(f"mclrt: checkpoint write paused (pid {os.getpid()})", file=sys.stderr, flush=True)
         time.sleep(float(pause))
 
     meta = {
