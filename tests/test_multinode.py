@@ -3,8 +3,8 @@
 Two "nodes" on this machine: two torchrun launchers, one training process each, meeting at a c10d
 rendezvous on 127.0.0.1 (gloo on the CPU) -- the command lines are the ones `make train NODES=2 ...`
 prints, so the Makefile's lines are what runs. A worker SIGKILLed in the middle of a checkpoint
-write under `--max-restarts 1` must leave a run that torchrun restarts and that finishes from the
-last complete checkpoint, with the same weights as the uninterrupted two-node run.
+write under `--max-restarts 1` must leave a run that torchrun restarts on both nodes and that
+finishes from the last complete checkpoint, with the same weights as the uninterrupted run.
 The SLURM script cannot run here (no SLURM, no GPU); it is checked for what it would start.
 
 Kept small: the shrunk nano model (ngf 4) on 64x64 images, 3 steps, one torch thread per process.
@@ -83,33 +83,66 @@ def _rank_digests_agree_with_the_saved_state(out: Path) -> str:
     return saved
 
 
+class TwoNodes:
+    """Two torchrun launchers, as `make train GPUS=1 NODES=2 NODE_RANK=r RDZV=127.0.0.1:PORT` starts them
+    on two machines, with their output read line by line (and drained to the end, so no process ever
+    blocks on a full pipe)."""
+
+    def __init__(self, cwd: Path, config: Path, env: dict[str, str], **make_vars: str):
+        rdzv = f"127.0.0.1:{_free_port()}"
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.logs: list[list[str]] = [[], []]
+        self.commands, self.launchers, self.readers = [], [], []
+        for node_rank in (0, 1):
+            command = make_train_command(
+                GPUS="1", NODES="2", NODE_RANK=str(node_rank), RDZV=rdzv, RDZV_ID=cwd.name, CONFIG=str(config), **make_vars
+            )
+            launcher = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            reader = threading.Thread(target=self._drain, args=(launcher, self.logs[node_rank]), daemon=True)
+            reader.start()
+            self.commands.append(command)
+            self.launchers.append(launcher)
+            self.readers.append(reader)
+
+    def _drain(self, launcher: subprocess.Popen, log: list[str]) -> None:
+        for line in launcher.stderr:
+            log.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def next_line(self, deadline: float) -> str:
+        """The next line either launcher printed; fails if both ended or the deadline passed."""
+        while True:
+            line = self.lines.get(timeout=max(1.0, deadline - time.monotonic()))
+            if line is not None:
+                return line
+            assert any(r.is_alive() for r in self.readers), "both launchers ended:\n" + self.text()[-3000:]
+
+    def text(self) -> str:
+        return "".join(self.logs[0]) + "".join(self.logs[1])
+
+    def wait(self) -> list[int]:
+        try:
+            codes = [launcher.wait(timeout=TIMEOUT) for launcher in self.launchers]
+        finally:
+            for launcher in self.launchers:
+                if launcher.poll() is None:
+                    launcher.kill()
+                    launcher.wait()
+        for reader in self.readers:
+            reader.join(timeout=60)
+        return codes
+
+
 @pytest.fixture(scope="module")
 def two_node_run(tmp_path_factory):
-    """Two torchrun launchers (`make train GPUS=1 NODES=2 NODE_RANK=r RDZV=127.0.0.1:PORT`), 3 steps."""
+    """Two "nodes", one training process each, 3 steps, one checkpoint (at the end)."""
     tmp = tmp_path_factory.mktemp("two_nodes")
     out = tmp / "run"
-    config = _write_config(tmp, out)
-    rdzv = f"127.0.0.1:{_free_port()}"
-    launchers, logs = [], []
-    for node_rank in (0, 1):
-        command = make_train_command(
-            GPUS="1", NODES="2", NODE_RANK=str(node_rank), RDZV=rdzv, RDZV_ID="two-nodes", CONFIG=str(config),
-            TRAIN_ARGS=f"--max-steps {STEPS}",
-        )
-        log = tmp / f"node{node_rank}.log"
-        logs.append(log)
-        with open(log, "w") as sink:
-            launchers.append(subprocess.Popen(command, cwd=tmp, stdout=sink, stderr=subprocess.STDOUT, env=_env()))
-    try:
-        codes = [launcher.wait(timeout=TIMEOUT) for launcher in launchers]
-    finally:
-        for launcher in launchers:
-            if launcher.poll() is None:
-                launcher.kill()
-                launcher.wait()
-    texts = [log.read_text() for log in logs]
-    assert codes == [0, 0], "\n\n".join(text[-3000:] for text in texts)
-    return out, texts, command
+    nodes = TwoNodes(tmp, _write_config(tmp, out), _env(), TRAIN_ARGS=f"--max-steps {STEPS}")
+    codes = nodes.wait()
+    assert codes == [0, 0], nodes.text()[-3000:]
+    return out, nodes
 
 
 def test_make_train_on_several_nodes_is_torchrun_with_c10d_rendezvous():
@@ -129,53 +162,35 @@ def test_make_train_on_several_nodes_is_torchrun_with_c10d_rendezvous():
 
 
 def test_two_nodes_train_to_identical_weights_and_one_checkpoint(two_node_run):
-    out, logs, command = two_node_run
-    assert "--rdzv-backend=c10d" in command and "--nnodes=2" in command
+    out, nodes = two_node_run
+    assert all("--rdzv-backend=c10d" in command and "--nnodes=2" in command for command in nodes.commands)
     meta = read_meta(resolve_checkpoint(out))
     assert meta["step"] == STEPS and meta["samples_seen"] == 4 * STEPS and meta["info"]["world_size"] == 2
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"{STEPS:08d}", "latest"]
     _rank_digests_agree_with_the_saved_state(out)
     # Only global rank 0 logs, and it is on exactly one of the two nodes.
-    assert sum(f"step {STEPS}/{STEPS}" in log for log in logs) == 1, logs
+    assert sum(f"step {STEPS}/{STEPS}" in "".join(log) for log in nodes.logs) == 1, nodes.text()
 
 
 def test_a_worker_killed_mid_run_is_restarted_and_the_run_continues_from_its_last_checkpoint(tmp_path, two_node_run):
+    """Two nodes under --max-restarts 1; rank 0 (the checkpoint writer) is SIGKILLed in the middle of
+    its second checkpoint write, when step 1's checkpoint is complete. Every checkpoint write pauses
+    2 s before meta.json and the rename and says so with its pid (the MCLRT_TEST_CHECKPOINT_PAUSE
+    knob), so the kill lands inside a write whatever the machine's load."""
     out = tmp_path / "run"
     config = _write_config(tmp_path, out, checkpoint_every=1)
-    command = make_train_command(GPUS="2", MAX_RESTARTS="1", CONFIG=str(config), TRAIN_ARGS=f"--max-steps {STEPS}")
-    assert "--max-restarts=1" in command
-    # Every checkpoint write pauses 2 s before meta.json and the rename and says so with its pid: the
-    # test kills rank 0 (the writer) inside the second write, when step 1's checkpoint is complete.
-    launcher = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(**{PAUSE_ENV: "2"})
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    log: list[str] = []
-
-    def drain() -> None:  # keeps reading to the end, so no process ever blocks on a full pipe
-        for line in launcher.stderr:
-            log.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    nodes = TwoNodes(tmp_path, config, _env(**{PAUSE_ENV: "2"}), MAX_RESTARTS="1", TRAIN_ARGS=f"--max-steps {STEPS}")
+    assert all("--max-restarts=1" in command for command in nodes.commands)
+    pauses, deadline = 0, time.monotonic() + TIMEOUT
     try:
-        pauses, deadline = 0, time.monotonic() + TIMEOUT
         while pauses < 2:
-            line = lines.get(timeout=max(1.0, deadline - time.monotonic()))
-            assert line is not None, "the run ended before its second checkpoint write:\n" + "".join(log)[-3000:]
-            paused = re.search(r"checkpoint write paused \(pid (\d+)\)", line)
+            paused = re.search(r"checkpoint write paused \(pid (\d+)\)", nodes.next_line(deadline))
             pauses += paused is not None
         os.kill(int(paused.group(1)), signal.SIGKILL)
-        code = launcher.wait(timeout=TIMEOUT)
-        reader.join(timeout=60)
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
-    text = "".join(log)
-    assert code == 0, text[-3000:]
+        codes = nodes.wait()
+    text = nodes.text()
+    assert codes == [0, 0], text[-3000:]
 
     # Rank 0 of the restarted group says so, and continued from the last complete checkpoint (step 1,
     # or step 2 if the kill came after that write had finished).

@@ -132,9 +132,15 @@ def broadcast_object(obj: object) -> object:
 
 
 def restart_count() -> int:
-    """How often torchrun has restarted the worker group of this run (0 on the first attempt and
-    outside torchrun); torchrun sets TORCHELASTIC_RESTART_COUNT in every worker."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    """How often torchrun has restarted the worker group of this run: 0 on the first attempt and
+    outside torchrun.
+
+    torchrun sets TORCHELASTIC_RESTART_COUNT per machine, and only the machine whose worker failed
+    counts the restart (the others restart their workers to rejoin without counting), so a rank on
+    a healthy machine may read 0: the group's count is the largest over all ranks. Collective.
+    """
+    own = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    return max(int(count) for count in gather_objects(own))
 
 
 def max_restarts() -> int:

@@ -152,9 +152,10 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     # Rank 0 looks at the run folder and every rank follows its answer (one decision, no deadlock).
     existing = D.decide_on_main(lambda: checkpoint_to_start_from(checkpoints, mode, config.to_dict()))
     resume = existing is not None
-    if D.restart_count():
+    restarts = D.restart_count()
+    if restarts:
         say(
-            f"torchrun restart {D.restart_count()} of at most {D.max_restarts()}: a worker of the previous attempt "
+            f"torchrun restart {restarts} of at most {D.max_restarts()}: a worker of the previous attempt "
             f"stopped; {f'continuing from {existing}' if resume else 'no checkpoint yet, starting again from step 0'}"
         )
     if config.train.threads:
@@ -278,7 +279,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
         "world_size": info.world_size,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
-        "torchrun_restarts": D.restart_count(),
+        "torchrun_restarts": restarts,
     }
     say(
         f"{model_cfg.preset} on {config.data.kind} ({len(dataset)} samples), {info.world_size} process(es) on {device}, "
