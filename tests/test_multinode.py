@@ -251,3 +251,43 @@ def test_the_slurm_script_parses_and_would_start_torchrun_on_every_node(tmp_path
     unset = {k: v for k, v in env.items() if k != "CONFIG"}
     refused = subprocess.run(["bash", str(script)], env=unset, capture_output=True, text=True)
     assert refused.returncode != 0 and "set CONFIG=" in refused.stderr
+
+
+def _rank_stops_with_the_others(rank: int, store: str, seen_by_rank0: str, results: str) -> None:
+    """One of two gloo processes: both must raise the same UserError, whichever rank met the problem."""
+    import torch.distributed as dist
+
+    from mclrt.runtime.errors import UserError
+    from mclrt.training import distributed as D
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    errors = []
+
+    def decide():
+        assert rank == 0, "only rank 0 decides"
+        raise UserError("already holds checkpoints", "runs/x")
+
+    try:
+        D.decide_on_main(decide)
+    except UserError as err:
+        errors.append(str(err))
+    # Rank 1 looks for a file only rank 0 sees: as on a machine whose run folder is not shared.
+    try:
+        D.check_visible_everywhere(Path(seen_by_rank0 if rank == 0 else seen_by_rank0 + ".elsewhere"), "the run folder")
+    except UserError as err:
+        errors.append(str(err))
+    dist.destroy_process_group()
+    Path(results, f"rank{rank}.json").write_text(json.dumps(errors))
+
+
+def test_a_decision_or_a_blind_rank_stops_every_rank_with_the_same_error(tmp_path):
+    import torch.multiprocessing as mp
+
+    seen = tmp_path / "config.yaml"
+    seen.write_text("x")
+    mp.spawn(_rank_stops_with_the_others, args=(str(tmp_path / "store"), str(seen), str(tmp_path)), nprocs=2, join=True)
+    errors = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert errors[0][0] == errors[1][0] == "runs/x: already holds checkpoints"
+    # Both stop; each names the path it was given (one path on a real cluster) and the blind host.
+    problem = f"the run folder is not visible from {socket.gethostname()}: with several machines the run folder must be on a file system"
+    assert errors[0][1].startswith(f"{seen}: {problem}") and errors[1][1].startswith(f"{seen}.elsewhere: {problem}")
