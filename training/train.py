@@ -244,7 +244,8 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
             say(f"the checkpoint was written by {len(ckpt.rng)} processes, this run has {info.world_size}: "
                 "random streams are re-seeded, so this continuation is not bit-exact")
             D.seed_rank(config.train.seed + step, info.rank)
-        say(f"continuing the run from {existing} at step {step}" + ("" if mode is StartMode.RESUME else " (it was in the run folder; --fresh refuses such a folder instead)"))
+        why = "" if mode is StartMode.RESUME else " (it was in the run folder; --fresh refuses such a folder instead)"
+        say(f"continuing the run from {existing} at step {step}{why}")
     else:
         D.seed_rank(config.train.seed, info.rank)
 
