@@ -210,27 +210,43 @@ class ResumableSampler(Sampler[int]):
 
     A DistributedSampler (seeded identically on every rank; `set_epoch` reshuffles) decides the
     order; `skip` drops the first samples of the epoch, so a run resumed in mid-epoch sees exactly the
-    samples an uninterrupted run would have seen next.
+    samples an uninterrupted run would have seen next. `length` keeps only the first samples of the
+    rank's slice: `steps_per_epoch` full global batches, whatever the world size.
+
+    Why that makes the world size irrelevant to the data: the shuffle is one permutation P of the
+    dataset, and rank r of W takes P[r], P[r+W], P[r+2W], ... So at global step s, with B/W samples
+    per rank, the W ranks together take exactly P[s*B : (s+1)*B] -- the batch a single process takes.
+    Capping every epoch at floor(N / B) batches (the single process's drop_last) drops the padding
+    DistributedSampler adds, which would otherwise add an extra step per epoch for some world sizes.
     """
 
-    def __init__(self, dataset: Dataset, info: DistInfo, seed: int, epoch: int, skip: int = 0, shuffle: bool = True):
+    def __init__(
+        self, dataset: Dataset, info: DistInfo, seed: int, epoch: int, skip: int = 0, shuffle: bool = True, length: int | None = None
+    ):
         self.inner = DistributedSampler(
             dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed, drop_last=False
         )
         self.inner.set_epoch(epoch)
         self.skip = skip
+        self.length = len(self.inner) if length is None else min(length, len(self.inner))
 
     def __iter__(self) -> Iterator[int]:
         indices: Sequence[int] = list(self.inner)
-        return iter(indices[self.skip :])
+        return iter(indices[self.skip : self.length])
 
     def __len__(self) -> int:
-        return max(0, len(self.inner) - self.skip)
+        return max(0, self.length - self.skip)
 
     @staticmethod
     def per_rank_length(dataset: Dataset, world_size: int) -> int:
         """Samples per rank per epoch (DistributedSampler pads the dataset to a multiple of the world size)."""
         return -(-len(dataset) // world_size)
+
+    @staticmethod
+    def steps_per_epoch(dataset: Dataset, batch_size: int) -> int:
+        """Global batches per epoch: the same for any world size (the remainder is dropped, as by a
+        single process's DataLoader with drop_last)."""
+        return len(dataset) // batch_size
 
 
 __all__ = [

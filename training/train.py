@@ -186,7 +186,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     dataset = build_dataset(config.data.kind, config.dataset_options())
     if dataset.num_channels != model_cfg.label_nc:
         raise UserError(f"the {config.data.kind} data has {dataset.num_channels} condition channels, the model expects {model_cfg.label_nc}")
-    steps_per_epoch = D.ResumableSampler.per_rank_length(dataset, info.world_size) // per_rank_batch
+    steps_per_epoch = D.ResumableSampler.steps_per_epoch(dataset, config.train.batch_size)  # any world size
     if steps_per_epoch < 1:
         raise UserError(f"the dataset has {len(dataset)} samples, fewer than one batch of {config.train.batch_size}")
     total_steps, decay_start = schedule_steps(config, steps_per_epoch)
@@ -322,7 +322,10 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
         while step < stop_step:
             epoch = step // steps_per_epoch
             dataset.set_epoch(epoch)
-            sampler = D.ResumableSampler(dataset, info, config.train.seed, epoch, skip=(step % steps_per_epoch) * per_rank_batch)
+            sampler = D.ResumableSampler(
+                dataset, info, config.train.seed, epoch,
+                skip=(step % steps_per_epoch) * per_rank_batch, length=steps_per_epoch * per_rank_batch,
+            )
             loader = DataLoader(
                 dataset,
                 batch_size=per_rank_batch,
