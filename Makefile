@@ -12,6 +12,18 @@ MCLRT := $(VENV)/bin/mclrt
 TORCH_SPEC ?= torch==2.13.*
 EXTRAS ?= train,trt-check,kernels,fp16,photos,dev
 GPUS ?= 1
+# Training on several machines (README "Training on several machines"): run `make train` on every
+# machine with the same NODES, RDZV (host:port of the rendezvous, on one of them) and RDZV_ID;
+# NODE_RANK=0 on the RDZV host, 1.. on the others (it only says which one hosts the rendezvous:
+# torchrun numbers the ranks itself). MAX_RESTARTS: how often torchrun restarts the processes after
+# one died; they continue from the run's latest checkpoint.
+NODES ?= 1
+NODE_RANK ?=
+RDZV ?=
+RDZV_ID ?= mclrt-train
+MAX_RESTARTS ?= 0
+# More `mclrt train` options, e.g. TRAIN_ARGS="--out runs/ade20k --max-steps 1000"
+TRAIN_ARGS ?=
 CONFIG ?= training/configs/demo.yaml
 MODEL ?= runtime/models/demo
 ENGINE_OUT ?= engines/demo
@@ -41,11 +53,23 @@ demo-train: $(PY)
 	$(MCLRT) train --config training/configs/demo.yaml --out runs/demo
 	$(MCLRT) export runs/demo --out runs/demo/model --overwrite
 
+# TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1: since torch 2.5 torchrun's c10d rendezvous shares its store with
+# the workers, and after a restart the new workers can read the dead ones' addresses from it and fail to
+# connect (pytorch/pytorch#135712; seen here with gloo in tests/test_multinode.py). Rank 0 hosts the
+# workers' store instead, as torch did before.
+TORCHRUN := env TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 $(PY) -m torch.distributed.run
+TRAIN_ENTRY := -m mclrt.runtime.cli train --config $(CONFIG) $(TRAIN_ARGS)
+
 train: $(PY)
-ifeq ($(GPUS),1)
-	$(MCLRT) train --config $(CONFIG)
+ifeq ($(GPUS)$(NODES)$(MAX_RESTARTS),110)
+	$(MCLRT) train --config $(CONFIG) $(TRAIN_ARGS)
+else ifeq ($(NODES),1)
+	$(TORCHRUN) --standalone --nproc-per-node=$(GPUS) --max-restarts=$(MAX_RESTARTS) $(TRAIN_ENTRY)
 else
-	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m mclrt.runtime.cli train --config $(CONFIG)
+	$(if $(RDZV),,$(error make train NODES=$(NODES) needs RDZV=host:port, the rendezvous every machine can reach))
+	$(TORCHRUN) --nnodes=$(NODES) --nproc-per-node=$(GPUS) --rdzv-backend=c10d --rdzv-endpoint=$(RDZV) \
+		--rdzv-id=$(RDZV_ID) $(if $(NODE_RANK),--rdzv-conf=is_host=$(if $(filter 0,$(NODE_RANK)),1,0)) \
+		--max-restarts=$(MAX_RESTARTS) $(TRAIN_ENTRY)
 endif
 
 # mediapipe 0.10.21 (face contours, pose from photos) without its unneeded, numpy-downgrading deps.

@@ -112,6 +112,21 @@ def test_save_load_round_trip_latest_and_keep_last(tmp_path):
     assert sorted(f.suffix for f in (checkpoints / "00000015").iterdir()) == [".json"] + [".safetensors"] * 5
 
 
+def test_the_newest_complete_checkpoint_wins_over_a_latest_link_left_behind(tmp_path):
+    """A kill between renaming step 2's folder into place and updating `latest` leaves the link at
+    step 1: a restarted run must continue from step 2 (and not fail re-writing it)."""
+    cfg, nets = _tiny_nets()
+    opt = _stepped_adam(nets["discriminator"])
+    for step in (1, 2):
+        save_checkpoint(tmp_path, _checkpoint(step, nets, cfg, opt))
+    os.symlink("00000001", tmp_path / ".tmp-link")
+    os.replace(tmp_path / ".tmp-link", tmp_path / "latest")  # the state that kill leaves
+    assert latest_checkpoint(tmp_path).name == "00000002"
+    assert load_checkpoint(tmp_path).step == 2
+    save_checkpoint(tmp_path, _checkpoint(3, nets, cfg, opt))
+    assert os.readlink(tmp_path / "latest") == "00000003"
+
+
 def test_rng_state_restores_every_generator(tmp_path):
     import random
 

@@ -67,3 +67,28 @@ def test_resumable_sampler_partitions_an_epoch_and_skips_what_was_seen():
     assert set(full[0]) | set(full[1]) == set(dataset)  # together the ranks see every sample
     assert list(ResumableSampler(dataset, ranks[0], seed=5, epoch=3, skip=2)) == full[0][2:]  # mid-epoch resume
     assert list(ResumableSampler(dataset, ranks[0], seed=5, epoch=4)) != full[0]  # each epoch reshuffles
+
+
+def test_every_world_size_takes_the_same_global_batches_and_steps_per_epoch():
+    """Global batch 4 over 1, 2 or 4 ranks, on 10 samples (not a multiple of 4, nor of every world size):
+    2 steps per epoch for all, and at each step the ranks together take the samples one process takes."""
+    from mclrt.training.distributed import DistInfo, ResumableSampler
+
+    dataset, batch = list(range(10)), 4
+    steps = ResumableSampler.steps_per_epoch(dataset, batch)
+    assert steps == 2
+
+    def global_batches(world_size: int, skip_steps: int = 0) -> list[set[int]]:
+        per_rank = batch // world_size
+        slices = [
+            list(ResumableSampler(dataset, DistInfo(r, r, world_size, torch.device("cpu")), seed=5, epoch=1,
+                                  skip=skip_steps * per_rank, length=steps * per_rank))
+            for r in range(world_size)
+        ]
+        assert all(len(s) == (steps - skip_steps) * per_rank for s in slices)  # no rank takes a padded extra batch
+        return [set().union(*(s[i * per_rank : (i + 1) * per_rank] for s in slices)) for i in range(steps - skip_steps)]
+
+    single = global_batches(1)
+    assert all(len(b) == batch for b in single)
+    assert global_batches(2) == global_batches(4) == single
+    assert global_batches(4, skip_steps=1) == single[1:]  # resuming mid-epoch on 4 ranks

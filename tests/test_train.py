@@ -187,13 +187,36 @@ def test_malformed_list_file_is_a_one_line_error_with_exit_code_2(tmp_path):
     assert lines[0] == f"error: {root / 'train.txt'}: line 2: 'not-an-id' is not a CelebA-HQ image id (a non-negative integer)"
 
 
-def test_an_existing_run_is_never_overwritten_and_resume_needs_a_checkpoint(photos, tmp_path):
+def test_a_run_folder_with_a_checkpoint_is_continued_unless_fresh_and_never_overwritten(photos, tmp_path, capsys):
     sections = dict(model={"ngf": 4, "ndf": 4}, train={"threads": 1})
+    run = tmp_path / "run"
     with pytest.raises(UserError, match="nothing to resume"):
-        train(tiny_config(photos, tmp_path / "run", **sections), resume=True)
-    train(tiny_config(photos, tmp_path / "run", **sections), max_steps=1)
-    with pytest.raises(UserError, match="already holds checkpoints"):
-        train(tiny_config(photos, tmp_path / "run", **sections), max_steps=1)
+        train(tiny_config(photos, run, **sections), resume=True)
+    train(tiny_config(photos, run, **sections), max_steps=1)
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config_dict(photos, run, **sections)))
+    capsys.readouterr()  # the first run's log
+    assert cli_main(["train", "--config", str(config_file), "--fresh", "--max-steps", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run}: already holds checkpoints: --fresh never overwrites a run "
+        "(drop --fresh to continue it, or choose another --out)\n"
+    )
+    # The default continues only the run this config started: another config in the folder is a mistake.
+    changed = tiny_config(photos, run, **sections, optim={"lr_generator": 1e-4})
+    with pytest.raises(UserError, match=r"different config \(optim.lr_generator differs\): pass --resume"):
+        train(changed, max_steps=2)
+    assert load_checkpoint(run).step == 1  # none of the refusals touched the run
+    # Neither --resume nor --fresh: the run folder holds a checkpoint of this config, so it continues.
+    continued = train(tiny_config(photos, run, **sections), max_steps=2)
+    assert continued.step == 2 and load_checkpoint(run).step == 2
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_resume_and_fresh_together_are_a_one_line_error(tmp_path, capsys):
+    assert cli_main(["train", "--config", str(CONFIGS / "demo.yaml"), "--out", str(tmp_path / "run"), "--resume", "--fresh"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --resume and --fresh contradict each other: give one of them (or neither)"
+    assert not (tmp_path / "run").exists()
 
 
 def test_tensorboard_scalars_and_image_grid_are_written(photos, tmp_path):

@@ -19,13 +19,14 @@ checkpoint never runs code from the file.
 Writing is atomic at the folder level: the files go into `checkpoints/.tmp-<step>-<pid>/`, each is
 fsynced, the folder is fsynced and renamed to `<step:08d>`, the parent is fsynced, and only then is
 the `latest` symlink replaced (a rename, so it too is atomic). A process killed at any moment leaves
-either the previous checkpoint or the new one as `latest`, never a half-written one; leftover
-`.tmp-*` folders are removed by the next save. The oldest checkpoints beyond `keep_last` are deleted.
+either the previous checkpoint or the new one as the newest `<step>` folder, never a half-written
+one (`latest_checkpoint` goes by the folders, not the link); leftover `.tmp-*` folders are removed by
+the next save. The oldest checkpoints beyond `keep_last` are deleted.
 
 Testing knob: `MCLRT_TEST_CHECKPOINT_PAUSE=<seconds>` makes `save_checkpoint` print
-"mclrt: checkpoint write paused" to stderr and sleep that long after writing the tensor files and
+"mclrt: checkpoint write paused (pid N)" to stderr and sleep that long after writing the tensor files and
 before meta.json and the rename, so a test can SIGKILL the process in the middle of a write
-(tests/test_checkpoint.py). It does nothing else and is never set in normal use.
+(tests/test_checkpoint.py, and tests/test_multinode.py under torchrun). It does nothing else and is never set in normal use.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def save_checkpoint(checkpoints: str | os.PathLike, ckpt: Checkpoint, keep_last:
 
     pause = os.environ.get(PAUSE_ENV)
     if pause:
-        print("mclrt: checkpoint write paused", file=sys.stderr, flush=True)
+        print(f"mclrt: checkpoint write paused (pid {os.getpid()})", file=sys.stderr, flush=True)
         time.sleep(float(pause))
 
     meta = {
@@ -260,12 +261,15 @@ def _point_latest(checkpoints: Path, target_name: str) -> None:
 
 
 def latest_checkpoint(checkpoints: str | os.PathLike) -> Path | None:
-    """The checkpoint `latest` points to; the newest complete one if the link is missing; else None."""
-    checkpoints = Path(checkpoints)
-    link = checkpoints / LATEST
-    if link.is_symlink() and link.resolve().is_dir():
-        return checkpoints / os.readlink(link)
-    found = _step_dirs(checkpoints)
+    """The newest complete checkpoint, or None.
+
+    That is the highest `<step>` folder: one is renamed into place only once complete. The `latest`
+    link names the same folder, except after a kill between that rename and the link update, which
+    leaves the link one checkpoint behind; trusting it then would make a restarted run redo a step
+    whose checkpoint exists and fail to write it again. So the link is for people and tools, and
+    the folders decide.
+    """
+    found = _step_dirs(Path(checkpoints))
     return found[-1] if found else None
 
 

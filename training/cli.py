@@ -16,15 +16,26 @@ def train_command(
         None, "--config", help="Training YAML (training/configs/*.yaml). With --resume it defaults to the run's own config."
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: log.out of the config)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint, bit-exactly."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in --out from its latest checkpoint, bit-exactly, even with a changed config "
+        "(without --config: the run's own). Default without --resume or --fresh: a run folder that holds a "
+        "checkpoint of the same config is continued (so a torchrun restart carries on), an empty one starts a run.",
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start a new run; refuse a run folder that already holds checkpoints (never overwritten)."
+    ),
     max_steps: Optional[int] = typer.Option(
         None, "--max-steps", min=1, help="Stop after this many steps in total (the learning-rate schedule is unchanged)."
     ),
 ) -> None:
-    """Train MCL-Net (single process, or one rank of torchrun: `make train GPUS=N`)."""
+    """Train MCL-Net (single process, or one rank of torchrun: `make train GPUS=N [NODES=M ...]`)."""
     from mclrt.runtime.errors import UserError
     from mclrt.training.options import config_from_dict, load_train_config
 
+    if resume and fresh:
+        raise UserError("--resume and --fresh contradict each other: give one of them (or neither)")
     if config is None and not resume:
         raise UserError("give --config FILE (training/configs/demo.yaml for the CPU demo), or --resume with --out")
     if config is not None:
@@ -42,4 +53,4 @@ def train_command(
 
     from mclrt.training.train import train
 
-    train(train_config, out=out, resume=resume, max_steps=max_steps)
+    train(train_config, out=out, resume=True if resume else False if fresh else None, max_steps=max_steps)

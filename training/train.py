@@ -5,14 +5,18 @@ loss of `Objective.generator_losses`, one Adam step for generator, correspondenc
 then a discriminator step on the detached output, the optional EMA update and the learning rate of
 the next step. Logging, image grids and checkpoints happen between steps.
 
-Single process: `mclrt train --config FILE`. Several GPUs (or CPU processes, with gloo):
-`torchrun --nproc_per_node=N -m mclrt.runtime.cli train --config FILE` (what `make train GPUS=N` runs);
-each rank takes batch_size / N samples per step, DDP averages the gradients.
+Single process: `mclrt train --config FILE`. Several GPUs or machines (or CPU processes, with gloo):
+`torchrun ... -m mclrt.runtime.cli train --config FILE` (what `make train GPUS=N [NODES=M ...]` runs);
+each rank takes batch_size / world size samples per step and DDP averages the gradients, so the
+global batch, the steps per epoch and the learning-rate schedule are the same for any world size.
 
-Resume (`--resume`) continues bit-exactly on the same hardware and number of ranks: weights,
-optimizer moments, every rank's RNG, the data order (the epoch's shuffle is re-created and the
-samples already seen are skipped) and the learning-rate schedule all come back. Verified on the CPU;
-on CUDA, bit-exactness additionally needs deterministic kernels, which this loop does not force.
+A run folder that already holds a checkpoint is continued (`run_folder`: `--fresh` refuses instead,
+`--resume` also accepts a changed config). Continuing is bit-exact on the same hardware and number
+of ranks: weights, optimizer moments, every rank's RNG, the data order (the epoch's shuffle is
+re-created and the samples already seen are skipped) and the learning-rate schedule all come back.
+That is also how a torchrun restart (`--max-restarts K`, after a worker died) carries on: the new
+group finds the latest complete checkpoint and continues from it. Verified on the CPU; on CUDA,
+bit-exactness additionally needs deterministic kernels, which this loop does not force.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from mclrt.training.networks import build_networks
 from mclrt.training.objective import Batch, GeneratorSide, Objective
 from mclrt.training.options import TrainConfig, uses_vgg, write_yaml
 from mclrt.training.previews import preview_grid
+from mclrt.training.run_folder import StartMode, checkpoint_to_start_from
 
 
 def load_vgg(config: TrainConfig) -> tuple[torch.nn.Module | None, str | None]:
@@ -115,20 +120,25 @@ def train(
     config: TrainConfig,
     *,
     out: str | Path | None = None,
-    resume: bool = False,
+    resume: bool | None = None,
     max_steps: int | None = None,
 ) -> TrainedRun:
-    """Run (or continue) a training run. Call once per process (torchrun starts one per rank)."""
+    """Run (or continue) a training run. Call once per process (torchrun starts one per rank).
+
+    resume: None continues the run in `out` if it holds a checkpoint of this config and starts one
+    otherwise; True must continue (`--resume`); False must start a new run (`--fresh`).
+    """
+    mode = StartMode.AUTO if resume is None else StartMode.RESUME if resume else StartMode.FRESH
     info = D.init_distributed(config.train.device)
     threads = torch.get_num_threads()
     try:
-        return _train(config, info, Path(out or config.log.out), resume, max_steps)
+        return _train(config, info, Path(out or config.log.out), mode, max_steps)
     finally:
         torch.set_num_threads(threads)  # train.threads is for this run, not for whatever the process does next
         D.shutdown()
 
 
-def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, max_steps: int | None) -> TrainedRun:
+def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode, max_steps: int | None) -> TrainedRun:
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -139,11 +149,15 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
 
     # --- setup ---------------------------------------------------------------------------------
     checkpoints = out_dir / "checkpoints"
-    existing = latest_checkpoint(checkpoints)
-    if resume and existing is None:
-        raise UserError("nothing to resume: no checkpoint in this run folder", checkpoints)
-    if not resume and existing is not None:
-        raise UserError("already holds checkpoints: pass --resume to continue that run, or choose another --out", out_dir)
+    # Rank 0 looks at the run folder and every rank follows its answer (one decision, no deadlock).
+    existing = D.decide_on_main(lambda: checkpoint_to_start_from(checkpoints, mode, config.to_dict()))
+    resume = existing is not None
+    restarts = D.restart_count()
+    if restarts:
+        say(
+            f"torchrun restart {restarts} of at most {D.max_restarts()}: a worker of the previous attempt "
+            f"stopped; {f'continuing from {existing}' if resume else 'no checkpoint yet, starting again from step 0'}"
+        )
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     # Xavier init with gain 0.02 makes activations and gradients tiny enough to go subnormal, and
@@ -172,7 +186,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
     dataset = build_dataset(config.data.kind, config.dataset_options())
     if dataset.num_channels != model_cfg.label_nc:
         raise UserError(f"the {config.data.kind} data has {dataset.num_channels} condition channels, the model expects {model_cfg.label_nc}")
-    steps_per_epoch = D.ResumableSampler.per_rank_length(dataset, info.world_size) // per_rank_batch
+    steps_per_epoch = D.ResumableSampler.steps_per_epoch(dataset, config.train.batch_size)  # any world size
     if steps_per_epoch < 1:
         raise UserError(f"the dataset has {len(dataset)} samples, fewer than one batch of {config.train.batch_size}")
     total_steps, decay_start = schedule_steps(config, steps_per_epoch)
@@ -209,6 +223,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
     # --- resume ----------------------------------------------------------------------------------
     step, samples_seen = 0, 0
     if resume:
+        D.check_visible_everywhere(existing / "meta.json", "the checkpoint to continue from")
         ckpt = load_checkpoint(existing)
         if ckpt.model_config != model_cfg.to_dict():
             raise UserError("the model config differs from the checkpoint's; resume with the run's own config", existing)
@@ -229,7 +244,8 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
             say(f"the checkpoint was written by {len(ckpt.rng)} processes, this run has {info.world_size}: "
                 "random streams are re-seeded, so this continuation is not bit-exact")
             D.seed_rank(config.train.seed + step, info.rank)
-        say(f"resuming {existing} at step {step}")
+        why = "" if mode is StartMode.RESUME else " (it was in the run folder; --fresh refuses such a folder instead)"
+        say(f"continuing the run from {existing} at step {step}{why}")
     else:
         D.seed_rank(config.train.seed, info.rank)
 
@@ -240,16 +256,22 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
 
     # --- output folder (rank 0 writes) ------------------------------------------------------------
     writer = None
+    metrics_path = out_dir / "metrics.jsonl"
+    config_name = "config.yaml" if not resume else f"config-resume-{step:08d}.yaml"
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        config_name = "config.yaml" if not resume else f"config-resume-{step:08d}.yaml"
         atomic_write_bytes(out_dir / config_name, write_yaml(config).encode("utf-8"), overwrite=True)
+        # Steps logged after the checkpoint we continue from were undone (a worker died, the group
+        # restarted): drop them, so the log has each step once, as TensorBoard's purge_step does.
+        _drop_logged_steps_after(metrics_path, step)
         if config.log.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(out_dir / "tensorboard"))
+            writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=step + 1 if resume else None)
             if not resume:
                 writer.add_text("config", "```\n" + write_yaml(config) + "\n```", 0)
+    D.barrier()
+    D.check_visible_everywhere(out_dir / config_name, "the run folder")
     run_info = {
         "data_kind": config.data.kind,
         "condition_kind": model_cfg.condition_kind,
@@ -258,6 +280,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
         "world_size": info.world_size,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
+        "torchrun_restarts": restarts,
     }
     say(
         f"{model_cfg.preset} on {config.data.kind} ({len(dataset)} samples), {info.world_size} process(es) on {device}, "
@@ -292,7 +315,6 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
     # --- the loop ----------------------------------------------------------------------------------
     sums: dict[str, float] = {}
     counted, interval_start = 0, time.perf_counter()
-    metrics_path = out_dir / "metrics.jsonl"
     autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
     progress = _progress(console, info.is_main)
     with progress:
@@ -300,7 +322,10 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, resume: bool, m
         while step < stop_step:
             epoch = step // steps_per_epoch
             dataset.set_epoch(epoch)
-            sampler = D.ResumableSampler(dataset, info, config.train.seed, epoch, skip=(step % steps_per_epoch) * per_rank_batch)
+            sampler = D.ResumableSampler(
+                dataset, info, config.train.seed, epoch,
+                skip=(step % steps_per_epoch) * per_rank_batch, length=steps_per_epoch * per_rank_batch,
+            )
             loader = DataLoader(
                 dataset,
                 batch_size=per_rank_batch,
@@ -387,6 +412,24 @@ def _log(writer, metrics_path: Path, step: int, epoch: int, samples: int, scalar
     line = json.dumps({"step": step, "epoch": epoch, "samples": samples, **scalars})
     with open(metrics_path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
+
+
+def _drop_logged_steps_after(metrics_path: Path, step: int) -> None:
+    """Rewrite metrics.jsonl (atomically) without the lines of steps after `step`, and without a
+    last line torn by a kill in the middle of its write."""
+    if not metrics_path.is_file():
+        return
+
+    def logged_step(line: str) -> int | None:
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    lines = metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.endswith("\n") and (logged := logged_step(line)) is not None and logged <= step]
+    if len(kept) != len(lines):
+        atomic_write_bytes(metrics_path, "".join(kept).encode("utf-8"), overwrite=True)
 
 
 def _progress(console, enabled: bool):
