@@ -94,7 +94,7 @@ def register_qdp() -> None:
             mask_negative=bool(mask_negative),
         )
         # The plan is built on (and for) the GPU it will run on, so compile for that GPU.
-        kernel = correspondence_triton.compile_spec(correspondence_launch.current_device_arch(), spec)
+        kernel = correspondence_triton.compile_spec(correspondence_launch.current_device_arch(), spec, cubin=False)
         grid_x, _, _ = kernel.grid(1)
         params = trtp.KernelLaunchParams()
         params.grid_x = grid_x
