@@ -19,8 +19,9 @@ JIT/class plugin (`mclrt.runtime.trt.plugin`) is used. Where neither exists (Ten
 JetPack 6), the engine builder inlines the node's ONNX function instead.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: tensorrt.plugin reads the decorated functions'
+# annotations with plain inspect.signature and calls issubclass(annotation, TensorDesc), so they
+# must be real classes when `@trtp.register` runs, not strings (tests/test_gpu_path_defects.py).
 import importlib.util
 
 from mclrt.runtime.trt import compat
