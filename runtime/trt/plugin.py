@@ -230,6 +230,11 @@ def register_plugin(trt: ModuleType) -> bool:
     return True
 
 
+def own_creator(trt: ModuleType):
+    """The creator `register_plugin` registered for `trt` in this process, or None."""
+    return _registered_creators.get(id(trt))
+
+
 def unregister_plugin(trt: ModuleType) -> None:
     """Undo register_plugin (for `--plugin off` in a process that registered it before)."""
     creator = _registered_creators.pop(id(trt), None)

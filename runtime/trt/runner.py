@@ -23,7 +23,7 @@ import numpy as np
 
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.runners import Runner, TensorMeta
-from mclrt.runtime.trt import cache, compat, device, plugin
+from mclrt.runtime.trt import cache, compat, device, plugin, registration
 from mclrt.runtime.trt.logger import shared_logger
 
 
@@ -117,8 +117,13 @@ class TensorRTRunner(Runner):
         implementation = _plan_plugin_implementation(self.plan)
         if implementation == "python":
             self._require_python_plugin(installed)
-        if installed.caps.python_plugin_v3:
-            plugin.register_plugin(trt)  # before deserializing: a plan holding the plugin needs its creator
+        # Before deserializing: a plan holding the Python plugin needs its creator. AOT (QDP) plans
+        # carry their kernel and inline ones have no plugin: nothing to register for those. A plan
+        # without a sidecar may hold the Python plugin: register it unless something else is.
+        if implementation == registration.PYTHON:
+            registration.use(trt, registration.PYTHON)
+        elif implementation is None and installed.caps.python_plugin_v3 and registration.registered(trt) == registration.NONE:
+            registration.use(trt, registration.PYTHON)
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
