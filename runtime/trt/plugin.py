@@ -32,8 +32,15 @@ PLUGIN_NAME = "CorrespondenceSoftmax"
 PLUGIN_NAMESPACE = "mclrt"
 PLUGIN_VERSION = "1"
 
-# The kernel and its launcher: their source decides what the plugin computes (see source_sha256).
-KERNEL_MODULES = ("mclrt.runtime.kernels.correspondence_triton", "mclrt.runtime.kernels.correspondence_launch")
+# The kernel, its specialization (tiles), its launcher and how it picks cubin or PTX: their source
+# decides what the plugin computes (see source_sha256).
+KERNEL_MODULES = (
+    "mclrt.runtime.kernels.correspondence_triton",
+    "mclrt.runtime.kernels.specs",
+    "mclrt.runtime.kernels.ptx_isa",
+    "mclrt.runtime.kernels.kernel_images",
+    "mclrt.runtime.kernels.correspondence_launch",
+)
 
 
 @dataclass(frozen=True)
