@@ -278,11 +278,13 @@ def triton_label() -> str:
 
 
 def ptxas_for(arch: int) -> tuple[str, tuple[int, int]]:
-    """(path, CUDA version) of the ptxas Triton uses for sm_<arch> (Triton bundles two: one for
-    sm_90 and later, one for older architectures)."""
+    """(path, CUDA version) of the ptxas Triton uses for sm_<arch> (Triton >= 3.6 bundles two: one
+    for sm_90 and later, one for older architectures; 3.5 has one for all)."""
+    import inspect
+
     from triton.backends.nvidia.compiler import get_ptxas
 
-    tool = get_ptxas(int(arch))
+    tool = get_ptxas(int(arch)) if inspect.signature(get_ptxas).parameters else get_ptxas()
     return tool.path, ptx_isa.parse_cuda_version(tool.version)
 
 
