@@ -1,13 +1,19 @@
-"""Compile the CorrespondenceSoftmax Triton kernel to PTX for named GPU architectures -- no GPU needed.
+"""Compile the CorrespondenceSoftmax Triton kernel to cubin and PTX for named GPU architectures -- no GPU needed.
 
     python -m mclrt.tools.compile_kernels --arch 86 87 89 90 110 --out kernels/
     python -m mclrt.tools.compile_kernels --arch 87 --model runtime/models/demo --dtype fp16 --out kernels/
 
-One PTX file per (architecture, precision, model geometry), each with a JSON sidecar holding what a
-launcher needs: entry name, parameter order (q, k, v, out), block size, dynamic shared memory and
-the grid rule. The geometries come from the presets (default: all of them) or from exported model
-directories (`--model`). These are the files to ship to a machine that cannot run Triton (a Jetson)
-or to inspect; the TensorRT AOT plugin compiles the same kernel itself at build time.
+Per (architecture, precision, model geometry): a cubin (machine code, assembled by Triton's bundled
+ptxas), the PTX it was assembled from (written at PTX ISA 8.5 where the architecture allows, so a
+CUDA 12.6 / JetPack 6 driver can JIT it; sm_110 needs 9.0), and a JSON sidecar holding what a
+launcher needs: entry name, parameter order (q, k, v, out), block size, dynamic shared memory, the
+grid rule, PTX ISA and ptxas version. The geometries come from the presets (default: all of them) or
+from exported model directories (`--model`). These are the files to ship to a machine that cannot
+run Triton (a Jetson: point MCLRT_KERNEL_DIR at the folder); the launcher loads the cubin matching
+the device and falls back to the PTX only where none does.
+
+Architectures the installed Triton cannot assemble (e.g. sm_110 with Triton 3.6, whose ptxas is
+CUDA 12.8) are skipped with the reason; the command fails only if no architecture is left.
 
 argparse rather than typer: `--arch 86 87 89` (several values after one flag) is what people type.
 """
@@ -74,7 +80,8 @@ def model_geometries(paths: list[Path]) -> dict[Geometry, list[str]]:
 def compile_all(
     archs: list[int], dtypes: list[str], geometries: dict[Geometry, list[str]], out: Path, overwrite: bool = False
 ) -> list[Path]:
-    """Write out/sm_<arch>/<stem>.ptx and .json for every combination; returns the PTX paths."""
+    """Write out/sm_<arch>/<stem>.cubin, .ptx and .json for every combination; returns the paths
+    written. Architectures must have passed `supported_archs`."""
     from mclrt.runtime.kernels.correspondence_triton import KernelSpec, compile_spec
 
     written = []
@@ -92,14 +99,24 @@ def compile_all(
                 )
                 kernel = compile_spec(arch, spec)
                 folder = out / f"sm_{arch}"
-                ptx_path = folder / f"{spec.stem}.ptx"
-                metadata = {**kernel.metadata(), "ptx": ptx_path.name, "for": sources}
+                ptx_path, cubin_path = folder / f"{spec.stem}.ptx", folder / f"{spec.stem}.cubin"
+                metadata = {**kernel.metadata(), "ptx": ptx_path.name, "cubin": cubin_path.name, "for": sources}
+                with atomic_path(cubin_path, overwrite=overwrite) as tmp:
+                    tmp.write_bytes(kernel.cubin)
                 with atomic_path(ptx_path, overwrite=overwrite) as tmp:
                     tmp.write_text(kernel.ptx, encoding="utf-8")
                 with atomic_path(folder / f"{spec.stem}.json", overwrite=overwrite) as tmp:
                     tmp.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-                written.append(ptx_path)
+                written += [cubin_path, ptx_path]
     return written
+
+
+def supported_archs(archs: list[int]) -> tuple[list[int], dict[int, str]]:
+    """(the archs the installed Triton can compile for, {skipped arch: why})."""
+    from mclrt.runtime.kernels.correspondence_triton import unsupported_reason
+
+    skipped = {arch: reason for arch in archs if (reason := unsupported_reason(arch)) is not None}
+    return [arch for arch in archs if arch not in skipped], skipped
 
 
 def _arch(text: str) -> int:
@@ -116,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", nargs="+", help="presets to compile for (default: all, unless --model is given)")
     parser.add_argument("--model", type=Path, nargs="+", help="exported model directories to compile for")
     parser.add_argument("--out", type=Path, required=True, help="output directory (sm_<arch>/ folders are made in it)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing PTX files")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing cubin/PTX files")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
@@ -125,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             geometries.update(preset_geometries(args.preset))
         for geometry, sources in model_geometries(args.model or []).items():
             geometries.setdefault(geometry, []).extend(sources)
-        written = compile_all(args.arch, args.dtype, geometries, args.out, overwrite=args.overwrite)
+        archs, skipped = supported_archs(list(dict.fromkeys(args.arch)))
+        for arch, reason in skipped.items():
+            print(f"skipped sm_{arch}: {reason}", file=sys.stderr)
+        if not archs:
+            raise UserError(f"the installed Triton can compile none of {', '.join(f'sm_{a}' for a in args.arch)}")
+        written = compile_all(archs, args.dtype, geometries, args.out, overwrite=args.overwrite)
     except UserError as err:
         if args.debug:
             raise

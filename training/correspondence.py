@@ -14,6 +14,11 @@ signature stays small and its semantics exact. Two paths compute it:
   memory stays bounded as well.
 The warp cycle of CoCosNet (softmax over the *input* positions) is the same function with q and k
 swapped: `correspondence_softmax(k, q, warped)`.
+
+Always FP32, also under autocast: at scale 100 the logits reach +-100, where FP16's spacing is
+0.0625, so a half-precision similarity or softmax shifts the weights by ~6% -- the inference FP16
+recipe keeps this step FP32 for the same reason. Under autocast the inputs are cast up and autocast
+is switched off for the similarity, softmax and weighted sum; the result is FP32.
 """
 
 from __future__ import annotations
@@ -93,6 +98,14 @@ def correspondence_softmax(
         raise ValueError(f"shape mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     if chunk_size is None:
         chunk_size = q.shape[1] if q.shape[1] * k.shape[1] <= _EXPLICIT_LIMIT else DEFAULT_CHUNK
+    device_type = q.device.type
+    if torch.is_autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):
+            return _dispatch(q.float(), k.float(), v.float(), scale, mask_negative, chunk_size)
+    return _dispatch(q, k, v, scale, mask_negative, chunk_size)
+
+
+def _dispatch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask_negative: bool, chunk_size: int) -> torch.Tensor:
     if chunk_size >= q.shape[1]:
         return correspondence_explicit(q, k, v, scale, mask_negative)
     return correspondence_chunked(q, k, v, scale, mask_negative, chunk_size)

@@ -69,8 +69,11 @@ def facts(jetson_root: Path = Path("/")) -> list[tuple[str, str]]:
                 ),
             )
         )
-        if caps.python_plugin_v3:
-            plugin.register_plugin(installed.module)
+        # Report, never register: registering here decided the implementation for the whole process
+        # (a later AOT build would silently get the Python plugin). Builds and runs register their own.
+        from mclrt.runtime.trt import registration
+
+        rows.append(("CorrespondenceSoftmax plugin", registration.describe(installed.module)))
         rows.append(("TensorRT plugins", ", ".join(plugin.registered_plugins(installed.module)) or "none"))
     rows.append(("Triton (plugin kernel)", _package_version("triton") or "not installed"))
 

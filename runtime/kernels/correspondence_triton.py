@@ -26,35 +26,67 @@ GPU, so value blocks narrower than that (RGB) use a broadcast-multiply-and-sum i
 
 This module imports Triton; the rest of the runtime imports it only when a kernel is needed.
 `compile_ptx` compiles for a named GPU architecture without a GPU (the AOT path of the TensorRT
-plugin and `python -m mclrt.tools.compile_kernels`); `correspondence_interpret` runs the same kernel
-under TRITON_INTERPRET=1 on the CPU (the tests); `correspondence_launch` launches the PTX on a CUDA
-stream from raw device pointers.
+plugin and `python -m mclrt.tools.compile_kernels`): PTX written at the ISA of the oldest driver line
+we target (`ptx_isa.target_ptx_isa`: 8.5, i.e. CUDA 12.6 / JetPack 6), and a cubin assembled from
+that same PTX by Triton's bundled ptxas. `correspondence_interpret` runs the same kernel under
+TRITON_INTERPRET=1 on the CPU (the tests); `correspondence_launch` loads the cubin (or, where none
+fits the device, the PTX) and launches it on a CUDA stream from raw device pointers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import triton
 import triton.language as tl
 from triton.backends.compiler import GPUTarget
 
-Dtype = Literal["fp32", "fp16"]
+from mclrt.runtime.kernels import kernel_images, ptx_isa
+from mclrt.runtime.kernels.specs import (  # noqa: F401  (re-exported: the kernel's public names)
+    MIN_DOT_WIDTH,
+    Dtype,
+    KernelSpec,
+    TileConfig,
+    gpu_tile_config,
+    grid,
+    value_block,
+)
+
 
 KERNEL_NAME = "correspondence_softmax_kernel"
 LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x * log2 e); exp2 is the GPU's native instruction
-# tl.dot has a 16-element minimum per dimension on NVIDIA GPUs; narrower value blocks use a reduction.
-MIN_DOT_WIDTH = 16
 # Device pointers handed to a TensorRT plugin are at least 256-byte aligned; 16 is what Triton needs
 # to emit vectorized loads.
 POINTER_ALIGNMENT = 16
 # The kernel's parameters in order, as the PTX entry declares them once the shapes are constexpr:
 # inputs, then outputs -- the calling convention of TensorRT's AOT plugins (inputs, extra scalars, outputs).
 AOT_PARAMS = ("q_ptr", "k_ptr", "v_ptr", "out_ptr")
+# The oldest Triton this module is tested against (pyproject's `kernels` extra says the same; a test
+# checks that they agree). 3.5 is also the first with `profile_scratch_size` in the metadata.
+TRITON_FLOOR = (3, 5)
+
+
+class ArchNotSupported(ValueError):
+    """The installed Triton cannot compile for this GPU architecture (its ptxas is too old)."""
+
+
+def triton_version() -> tuple[int, int]:
+    major, minor = triton.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def check_triton_floor() -> None:
+    if triton_version() < TRITON_FLOOR:
+        raise RuntimeError(
+            f"Triton {triton.__version__} is older than {TRITON_FLOOR[0]}.{TRITON_FLOOR[1]}, the oldest this kernel "
+            "supports: pip install 'triton>=3.5'"
+        )
 
 
 @triton.jit
@@ -155,43 +187,6 @@ def correspondence_softmax_kernel(
     )
 
 
-@dataclass(frozen=True)
-class TileConfig:
-    """How the work is cut: rows per program, keys and features per step, and GPU launch shape."""
-
-    block_n: int = 64
-    block_m: int = 64
-    block_c: int = 64
-    num_warps: int = 4
-    num_stages: int = 2
-
-    def __post_init__(self) -> None:
-        for name in ("block_n", "block_m", "block_c"):
-            value = getattr(self, name)
-            if value < MIN_DOT_WIDTH or value & (value - 1):
-                raise ValueError(f"{name} must be a power of two >= {MIN_DOT_WIDTH}, got {value}")
-
-
-def value_block(value_width: int) -> int:
-    """The value width padded to a power of two (3 -> 4, 48 -> 64, 154 -> 256)."""
-    if value_width < 1:
-        raise ValueError(f"value width must be >= 1, got {value_width}")
-    return triton.next_power_of_2(value_width)
-
-
-def gpu_tile_config(dtype: Dtype, value_width: int) -> TileConfig:
-    """Tiles for a real GPU (sm_86 .. sm_110). Chosen so every preset fits in 48 KiB of shared
-    memory (no opt-in attribute needed at launch: TensorRT's AOT launch sets none) and a sane
-    register budget. Never timed on a GPU here: these are starting points, not tuned values."""
-    wide_values = value_block(value_width) >= 128
-    block_c = 64 if dtype == "fp16" else 32  # FP32 tiles are twice the bytes
-    # 64 keys x 256 FP32 value channels alone is 64 KiB of staged values: halve the key tile.
-    block_m = 32 if (wide_values and dtype == "fp32") else 64
-    # A 256-wide FP32 accumulator is 128 registers a thread at 4 warps; spread it over 8.
-    num_warps = 8 if wide_values else 4
-    return TileConfig(block_n=64, block_m=block_m, block_c=block_c, num_warps=num_warps, num_stages=2)
-
-
 def interpreter_tile_config(positions: int, exemplar_positions: int, descriptor_width: int) -> TileConfig:
     """Tiles for TRITON_INTERPRET=1: the interpreter's cost is per program and per loop step (each
     a numpy call), so big tiles are fast -- but never so big that one tile covers all keys, or the
@@ -205,74 +200,6 @@ def interpreter_tile_config(positions: int, exemplar_positions: int, descriptor_
     )
 
 
-def grid(batch: int, positions: int, tiles: TileConfig) -> tuple[int, int, int]:
-    """Programs to launch: one per BLOCK_N query rows per batch item."""
-    return (math.ceil(positions / tiles.block_n), batch, 1)
-
-
-@dataclass(frozen=True)
-class KernelSpec:
-    """Everything one compiled kernel is specialized on. The shapes are constexpr in the AOT build:
-    the model has a fixed spatial size and only the batch varies (it is the grid's y extent), and
-    TensorRT does not serialize plugin attributes for AOT plugins, so scale and mask live in the code."""
-
-    dtype: Dtype
-    positions: int  # N, query positions
-    exemplar_positions: int  # M, key positions
-    descriptor_width: int  # C
-    value_width: int  # Cv
-    scale: float = 100.0
-    mask_negative: bool = False
-    tiles: TileConfig | None = None  # None: gpu_tile_config(dtype, value_width)
-
-    def __post_init__(self) -> None:
-        if self.dtype not in ("fp32", "fp16"):
-            raise ValueError(f"dtype must be 'fp32' or 'fp16', got {self.dtype!r}")
-        for name in ("positions", "exemplar_positions", "descriptor_width", "value_width"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.tiles is None:
-            object.__setattr__(self, "tiles", gpu_tile_config(self.dtype, self.value_width))
-
-    @property
-    def stem(self) -> str:
-        """A file name for this specialization."""
-        mask = "_relu" if self.mask_negative else ""
-        return (
-            f"correspondence_{self.dtype}_n{self.positions}_m{self.exemplar_positions}"
-            f"_c{self.descriptor_width}_cv{self.value_width}_s{self.scale:g}{mask}"
-        )
-
-    def constexprs(self) -> dict[str, Any]:
-        """Shapes, contiguous row-major strides, attributes and tiles, as the kernel's constexprs."""
-        n, m, c, cv = self.positions, self.exemplar_positions, self.descriptor_width, self.value_width
-        t = self.tiles
-        return {
-            "N": n,
-            "M": m,
-            "stride_qb": n * c,
-            "stride_qn": c,
-            "stride_qc": 1,
-            "stride_kb": m * c,
-            "stride_km": c,
-            "stride_kc": 1,
-            "stride_vb": m * cv,
-            "stride_vm": cv,
-            "stride_vc": 1,
-            "stride_ob": n * cv,
-            "stride_on": cv,
-            "stride_oc": 1,
-            "C": c,
-            "CV": cv,
-            "SCALE": float(self.scale),
-            "MASK_NEGATIVE": bool(self.mask_negative),
-            "BLOCK_N": t.block_n,
-            "BLOCK_M": t.block_m,
-            "BLOCK_C": t.block_c,
-            "BLOCK_CV": value_block(cv),
-        }
-
-
 @dataclass(frozen=True)
 class CompiledKernel:
     """One kernel compiled for one GPU architecture, with what a launcher needs to run it."""
@@ -284,6 +211,8 @@ class CompiledKernel:
     shared_mem: int  # dynamic shared memory bytes to pass at launch
     num_warps: int
     params: tuple[str, ...]  # the entry's parameters in order
+    cubin: bytes = b""  # `ptx` assembled for sm_<arch> by Triton's ptxas; empty if not assembled
+    ptxas: str = ""  # the CUDA release of that ptxas, e.g. "12.9"
 
     @property
     def threads_per_block(self) -> int:
@@ -305,6 +234,8 @@ class CompiledKernel:
             "block": [self.threads_per_block, 1, 1],
             "grid": ["ceil(positions / block_n)", "batch", 1],
             "triton": triton.__version__,
+            "ptx_isa": ptx_isa.format_isa(kernel_images.ptx_version(self.ptx)),
+            "ptxas": self.ptxas,
         }
 
 
@@ -342,8 +273,37 @@ def compile_ptx(
     return compile_spec(arch, spec)
 
 
-def compile_spec(arch: int, spec: KernelSpec) -> CompiledKernel:
-    """Compile one specialization; see `compile_ptx`."""
+def triton_label() -> str:
+    return f"triton {triton.__version__}"
+
+
+def ptxas_for(arch: int) -> tuple[str, tuple[int, int]]:
+    """(path, CUDA version) of the ptxas Triton uses for sm_<arch> (Triton >= 3.6 bundles two: one
+    for sm_90 and later, one for older architectures; 3.5 has one for all)."""
+    import inspect
+
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    tool = get_ptxas(int(arch)) if inspect.signature(get_ptxas).parameters else get_ptxas()
+    return tool.path, ptx_isa.parse_cuda_version(tool.version)
+
+
+def unsupported_reason(arch: int) -> str | None:
+    """Why the installed Triton cannot compile for sm_<arch> (None when it can); e.g. Triton 3.6's
+    ptxas (CUDA 12.8) for sm_110, which needs CUDA 13.0."""
+    _, cuda = ptxas_for(arch)
+    return ptx_isa.unsupported_reason(int(arch), cuda, f"Triton {triton.__version__}'s ptxas")
+
+
+def compile_spec(arch: int, spec: KernelSpec, cubin: bool = True) -> CompiledKernel:
+    """Compile one specialization; see `compile_ptx`. `cubin=False` skips assembling the cubin
+    (the TensorRT AOT plugin ships PTX only). ArchNotSupported when the installed Triton cannot
+    compile for `arch`."""
+    check_triton_floor()
+    reason = unsupported_reason(arch)
+    if reason is not None:
+        raise ArchNotSupported(reason)
+    ptxas_path, ptxas_cuda = ptxas_for(arch)
     kernel = _compilable_kernel()
     # Everything but the four pointers is a compile-time constant; the pointers carry an alignment hint.
     pointer = f"*{spec.dtype}"
@@ -352,13 +312,20 @@ def compile_spec(arch: int, spec: KernelSpec) -> CompiledKernel:
     aligned = [["tt.divisibility", POINTER_ALIGNMENT]]
     attrs = {(kernel.arg_names.index(name),): aligned for name in AOT_PARAMS}
     source = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs=spec.constexprs(), attrs=attrs)
-    options = {"num_warps": spec.tiles.num_warps, "num_stages": spec.tiles.num_stages}
+    options = {
+        "num_warps": spec.tiles.num_warps,
+        "num_stages": spec.tiles.num_stages,
+        # Triton writes the newest ISA its ptxas reads (8.7 with 3.6: needs a CUDA 12.8 driver); ask
+        # for the oldest the architecture allows so the PTX also JITs on JetPack 6 / r560 drivers.
+        "ptx_version": ptx_isa.target_ptx_isa(int(arch), ptxas_cuda),
+    }
     compiled = triton.compile(source, target=GPUTarget("cuda", int(arch), 32), options=options)
     meta = compiled.metadata
-    if meta.global_scratch_size or meta.profile_scratch_size:
+    # global_scratch_size exists from Triton 3.3, profile_scratch_size from 3.5.
+    scratch = {name: int(getattr(meta, name, 0) or 0) for name in ("global_scratch_size", "profile_scratch_size")}
+    if any(scratch.values()):
         raise RuntimeError(
-            f"{KERNEL_NAME}: Triton {triton.__version__} asks for global/profile scratch memory "
-            f"({meta.global_scratch_size}/{meta.profile_scratch_size} bytes), which the AOT launch does not provide"
+            f"{KERNEL_NAME}: Triton {triton.__version__} asks for scratch memory {scratch}, which the AOT launch does not provide"
         )
     ptx = strip_hidden_params(compiled.asm["ptx"], meta.name, keep=len(AOT_PARAMS))
     return CompiledKernel(
@@ -369,7 +336,33 @@ def compile_spec(arch: int, spec: KernelSpec) -> CompiledKernel:
         shared_mem=int(meta.shared),
         num_warps=int(meta.num_warps),
         params=AOT_PARAMS,
+        cubin=assemble_cubin(ptx, ptxas_path, ptxas_cuda) if cubin else b"",
+        ptxas=f"{ptxas_cuda[0]}.{ptxas_cuda[1]}",
     )
+
+
+def assemble_cubin(ptx: str, ptxas_path: str, ptxas_cuda: tuple[int, int]) -> bytes:
+    """Assemble the (four-parameter) PTX into a cubin for its own `.target` with `ptxas_path`.
+
+    Not Triton's own cubin: that one was assembled before the hidden scratch parameters were
+    stripped, so its entry takes six arguments; this keeps one ABI (q, k, v, out) for both forms."""
+    target = re.search(r"^\s*\.target\s+(sm_\w+)", ptx, re.MULTILINE)
+    if target is None:
+        raise ValueError("no .target line in the PTX")
+    with tempfile.TemporaryDirectory(prefix="mclrt-ptxas-") as folder:
+        source, binary = Path(folder) / "kernel.ptx", Path(folder) / "kernel.cubin"
+        source.write_text(ptx, encoding="utf-8")
+        # --regAllocOptLevel=2: Triton passes it to every ptxas 13.x it runs, to avoid a register
+        # allocation bug of that release.
+        workaround = ["--regAllocOptLevel=2"] if ptxas_cuda >= (13, 0) else []
+        done = subprocess.run(
+            [ptxas_path, *workaround, f"--gpu-name={target.group(1)}", str(source), "-o", str(binary)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"ptxas failed for {target.group(1)}: {done.stderr.strip()}")
+        return binary.read_bytes()
 
 
 def _compilable_kernel() -> triton.runtime.JITFunction:

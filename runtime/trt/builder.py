@@ -35,7 +35,7 @@ import onnx
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_write_bytes
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.trt import build_memory, cache, compat, dla_report, fp16, layer_report, plugin
+from mclrt.runtime.trt import build_memory, cache, compat, dla_report, fp16, layer_report, plugin, registration
 from mclrt.runtime.trt.device import CudaInfo
 from mclrt.runtime.trt.logger import BuildLog, shared_logger
 
@@ -122,22 +122,37 @@ def _qdp_available() -> bool:
     return qdp_aot.qdp_available()
 
 
-def choose_plugin_impl(mode: str, caps: compat.Capabilities, device: CudaInfo) -> str:
-    """inline / python / qdp-aot for the correspondence node (see the module docstring)."""
+def choose_plugin_impl(
+    mode: str, caps: compat.Capabilities, device: CudaInfo, targets: tuple[str, ...] = (), qdp: bool | None = None
+) -> str:
+    """inline / python / qdp-aot for the correspondence node (see the module docstring).
+
+    `qdp`: whether the AOT plugin can be built here (None: ask qdp_aot). Never AOT for a
+    hardware-compatible plan (`--target ampere-plus`): Triton compiles the AOT kernel for the build
+    GPU's exact architecture (sm_90a on Hopper, which runs nowhere else), so such a plan would fail
+    on the other GPUs it promises to run on."""
     if mode not in PLUGIN_MODES:
         raise UserError(f"--plugin {mode!r}: expected one of {', '.join(PLUGIN_MODES)}")
     if mode == "off":
         return IMPL_INLINE
     plugin_possible = caps.python_plugin_v3 and caps.plugin_overrides_local_function
+    aot = caps.qdp_aot and (_qdp_available() if qdp is None else qdp) and "ampere-plus" not in targets
     if mode == "on":
         if not plugin_possible:
             raise UserError(
                 f"--plugin on: {caps.label} cannot map the function-backed CorrespondenceSoftmax node to a plugin "
                 "(needs enterprise TensorRT >= 10.7 or TensorRT-RTX); use --plugin off or auto"
             )
-        return IMPL_AOT if caps.qdp_aot and _qdp_available() else IMPL_PYTHON
-    if caps.qdp_aot and _qdp_available():
+        if "ampere-plus" in targets:
+            raise UserError(
+                "--plugin on with --target ampere-plus: the plugin's kernel is compiled for the build GPU's architecture "
+                "only, so the plan would not run on the other GPUs; use --plugin off (or auto) for a hardware-compatible plan"
+            )
+        return IMPL_AOT if aot else IMPL_PYTHON
+    if aot:
         return IMPL_AOT
+    if "ampere-plus" in targets:
+        return IMPL_INLINE
     if plugin_possible and device.has_device and _triton_available():
         return IMPL_PYTHON
     return IMPL_INLINE
@@ -194,6 +209,7 @@ def resolve(options: BuildOptions, installed: compat.Installed, device: CudaInfo
     # Strong typing wherever it exists, so one FP16 ONNX means the same thing on 10.x, 11.x and RTX.
     # Weak typing only where nothing else works: FP16 before 10.0 or on DLA, and INT8 on <= 10.x,
     # whose Q/DQ graphs still need the INT8 flag.
+    targets = resolve_targets(options.target, installed.module, caps, device)
     weak = caps.weak_typing and (
         (options.precision == "fp16" and (not caps.strongly_typed_available or options.dla_core is not None))
         or options.precision == "int8"
@@ -202,8 +218,8 @@ def resolve(options: BuildOptions, installed: compat.Installed, device: CudaInfo
         installed=installed,
         device=device,
         precision=options.precision,
-        plugin_impl=choose_plugin_impl(options.plugin, caps, device),
-        targets=resolve_targets(options.target, installed.module, caps, device),
+        plugin_impl=choose_plugin_impl(options.plugin, caps, device, targets),
+        targets=targets,
         strongly_typed=caps.always_strongly_typed or (caps.strongly_typed_opt_in and not weak),
         weak_typing=weak,
         batch=options.batch,
@@ -292,14 +308,10 @@ class ParsedNetwork:
     def __call__(self):
         trt, caps = self.resolved.installed.module, self.resolved.caps
         impl = self.resolved.plugin_impl if has_correspondence(self.onnx_model) else IMPL_NONE
-        if impl == IMPL_PYTHON:
-            plugin.register_plugin(trt)
-        elif impl == IMPL_AOT:
-            from mclrt.runtime.trt import qdp_aot
-
-            qdp_aot.register_qdp()
-        elif plugin.is_registered(trt):
-            plugin.unregister_plugin(trt)  # inline means inline, even after an earlier plugin build here
+        if impl != IMPL_NONE:
+            # One registration decision per build; inline means nothing registered, even after an
+            # earlier plugin build in this process (refused where TensorRT cannot undo it: a QDP).
+            registration.use(trt, {IMPL_PYTHON: registration.PYTHON, IMPL_AOT: registration.AOT}.get(impl, registration.NONE))
         builder = trt.Builder(shared_logger(trt))
         network = builder.create_network(compat.network_flags(trt, caps, self.resolved.strongly_typed))
         parser = trt.OnnxParser(network, shared_logger(trt))
@@ -527,6 +539,8 @@ def build_graph(
             onnx_path,
         )
     extra = {"graph": graph, "onnx": str(onnx_path), "layer_report": report_path.name}
+    if impl != IMPL_NONE:
+        extra["plugin_registered"] = registration.registered(trt)  # what the registry held for this build
     cache.store(plan_path, plan_bytes, key, extra)
     notes = []
     if report.source == "unavailable":

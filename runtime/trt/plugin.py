@@ -32,8 +32,15 @@ PLUGIN_NAME = "CorrespondenceSoftmax"
 PLUGIN_NAMESPACE = "mclrt"
 PLUGIN_VERSION = "1"
 
-# The kernel and its launcher: their source decides what the plugin computes (see source_sha256).
-KERNEL_MODULES = ("mclrt.runtime.kernels.correspondence_triton", "mclrt.runtime.kernels.correspondence_launch")
+# The kernel, its specialization (tiles), its launcher and how it picks cubin or PTX: their source
+# decides what the plugin computes (see source_sha256).
+KERNEL_MODULES = (
+    "mclrt.runtime.kernels.correspondence_triton",
+    "mclrt.runtime.kernels.specs",
+    "mclrt.runtime.kernels.ptx_isa",
+    "mclrt.runtime.kernels.kernel_images",
+    "mclrt.runtime.kernels.correspondence_launch",
+)
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,11 @@ def register_plugin(trt: ModuleType) -> bool:
         raise RuntimeError(f"TensorRT refused to register {IDENTITY.describe()}")
     _registered_creators[id(trt)] = creator
     return True
+
+
+def own_creator(trt: ModuleType):
+    """The creator `register_plugin` registered for `trt` in this process, or None."""
+    return _registered_creators.get(id(trt))
 
 
 def unregister_plugin(trt: ModuleType) -> None:

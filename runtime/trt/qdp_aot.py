@@ -19,8 +19,9 @@ JIT/class plugin (`mclrt.runtime.trt.plugin`) is used. Where neither exists (Ten
 JetPack 6), the engine builder inlines the node's ONNX function instead.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: tensorrt.plugin reads the decorated functions'
+# annotations with plain inspect.signature and calls issubclass(annotation, TensorDesc), so they
+# must be real classes when `@trtp.register` runs, not strings (tests/test_gpu_path_defects.py).
 import importlib.util
 
 from mclrt.runtime.trt import compat
@@ -94,7 +95,7 @@ def register_qdp() -> None:
             mask_negative=bool(mask_negative),
         )
         # The plan is built on (and for) the GPU it will run on, so compile for that GPU.
-        kernel = correspondence_triton.compile_spec(correspondence_launch.current_device_arch(), spec)
+        kernel = correspondence_triton.compile_spec(correspondence_launch.current_device_arch(), spec, cubin=False)
         grid_x, _, _ = kernel.grid(1)
         params = trtp.KernelLaunchParams()
         params.grid_x = grid_x

@@ -23,7 +23,7 @@ import numpy as np
 
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.runners import Runner, TensorMeta
-from mclrt.runtime.trt import cache, compat, device, plugin
+from mclrt.runtime.trt import cache, compat, device, plugin, registration
 from mclrt.runtime.trt.logger import shared_logger
 
 
@@ -79,6 +79,24 @@ def _plan_plugin_implementation(plan: Path) -> str | None:
     return fields.get("plugin_implementation")
 
 
+def module_installed(name: str) -> bool:
+    """find_spec for a dotted name, False (not an exception) when a parent package is missing."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def missing_plugin_packages() -> list[str]:
+    """What the Python plugin needs at run time and is not installed. `cuda.bindings`, not `cuda`:
+    any package in the `cuda` namespace (cuda-pathfinder, cuda-python 12.6.0's cuda.cuda) makes
+    `cuda` importable without the bindings the launcher uses."""
+    wanted = {"triton": "triton", "cuda.bindings": "cuda-python >= 12.6.2.post1 (cuda.bindings)"}
+    return [label for module, label in wanted.items() if not module_installed(module)]
+
+
 class TensorRTRunner(Runner):
     """Runs one serialized plan on the first CUDA device."""
 
@@ -99,8 +117,13 @@ class TensorRTRunner(Runner):
         implementation = _plan_plugin_implementation(self.plan)
         if implementation == "python":
             self._require_python_plugin(installed)
-        if installed.caps.python_plugin_v3:
-            plugin.register_plugin(trt)  # before deserializing: a plan holding the plugin needs its creator
+        # Before deserializing: a plan holding the Python plugin needs its creator. AOT (QDP) plans
+        # carry their kernel and inline ones have no plugin: nothing to register for those. A plan
+        # without a sidecar may hold the Python plugin: register it unless something else is.
+        if implementation == registration.PYTHON:
+            registration.use(trt, registration.PYTHON)
+        elif implementation is None and installed.caps.python_plugin_v3 and registration.registered(trt) == registration.NONE:
+            registration.use(trt, registration.PYTHON)
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
@@ -122,9 +145,7 @@ class TensorRTRunner(Runner):
         self._trt = trt
 
     def _require_python_plugin(self, installed: compat.Installed) -> None:
-        import importlib.util
-
-        missing = [name for name in ("triton", "cuda") if importlib.util.find_spec(name) is None]
+        missing = missing_plugin_packages()
         if not installed.caps.python_plugin_v3 or missing:
             why = f"{installed.caps.label} has no Python IPluginV3" if not installed.caps.python_plugin_v3 else f"{', '.join(missing)} not installed"
             raise UserError(
