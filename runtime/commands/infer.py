@@ -74,6 +74,7 @@ def infer(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary (images, outputs, failures, timings) as one JSON object."),
 ) -> None:
     """Translate condition maps into images that look like the exemplar."""
     from rich.console import Console
@@ -94,14 +95,23 @@ def infer(
         threads=threads,
     )
     rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
-    console.print(
-        f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
-        f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if json_output:
+        import json
+
+        print(json.dumps({
+            "images": summary.images, "written": [str(p) for p in summary.written], "failed": summary.failed,
+            "seconds": summary.seconds, "encode_seconds": summary.encode_seconds, "backend": summary.backend, "out": str(out),
+        }))
+    else:
+        console.print(
+            f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
+            f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.failed:
-        console.print(f"{len(summary.failed)} condition(s) failed and were skipped", highlight=False, soft_wrap=True)
+        if not json_output:
+            console.print(f"{len(summary.failed)} condition(s) failed and were skipped", highlight=False, soft_wrap=True)
         raise SystemExit(UserError.exit_code)
 
 

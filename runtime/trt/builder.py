@@ -145,12 +145,12 @@ def choose_plugin_impl(mode: str, caps: compat.Capabilities, device: CudaInfo) -
 def resolve_targets(target: str, trt, caps: compat.Capabilities, device: CudaInfo) -> tuple[str, ...]:
     if caps.compute_capability_targets:
         available = compat.compute_capability_names(trt, caps)
-        if target == "auto":
+        if target.strip().lower() == "auto":
             if device.has_device:
                 return ("current",)
             # No GPU: an ahead-of-time build for the usual RTX generations.
             return tuple(t for t in compat.DEFAULT_RTX_TARGETS if t in available)
-        wanted = tuple(t.strip().lower() for t in target.split(",") if t.strip())
+        wanted = tuple(compat.normalize_compute_capability(t) for t in target.split(",") if t.strip())
         unknown = [t for t in wanted if t not in available and t != "current"]
         if unknown or not wanted:
             raise UserError(f"--target {target!r}: {caps.label} builds for {', '.join(available)} (or 'current' on a GPU)")
@@ -164,7 +164,7 @@ def resolve_targets(target: str, trt, caps: compat.Capabilities, device: CudaInf
         if not caps.hardware_compatibility_levels:
             raise UserError(f"--target ampere-plus: {caps.label} has no hardware-compatibility levels")
         return ("ampere-plus",)
-    wanted = tuple(t.strip().lower() for t in target.split(",") if t.strip())
+    wanted = tuple(compat.normalize_compute_capability(t) for t in target.split(",") if t.strip())
     here = device.gpus[0].sm if device.gpus else None
     if wanted != (here,):
         raise UserError(
