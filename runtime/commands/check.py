@@ -20,14 +20,15 @@ _EXAMPLES_SHOWN = 3
 
 def check(
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory written by `mclrt export`.", show_default=False),
-    positional_model: Optional[Path] = typer.Argument(None, hidden=True, show_default=False),
+    positional_model: Optional[Path] = typer.Argument(None, hidden=True, show_default=False, metavar="DIR (deprecated: use --model)"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     trt: Optional[bool] = typer.Option(
         None, "--trt/--no-trt", help="Parse and build with TensorRT-RTX on the CPU (default: when it is installed)."
     ),
     target: str = typer.Option(
-        "sm86", "--target", "--compute-capability", help="Compute capability of the TensorRT-RTX CPU build: sm86, SM86 or 8.6 (as engine build --target)."
+        "sm86", "--target", help="Compute capability of the TensorRT-RTX CPU build: sm86, SM86 or 8.6 (as engine build --target)."
     ),
+    compute_capability_alias: Optional[str] = typer.Option(None, "--compute-capability", hidden=True),  # the old name of --target
 ) -> None:
     """Check a model directory: ONNX validity, TensorRT op support, the correspondence op, ONNX Runtime, FP16 risks."""
     import re
@@ -44,7 +45,7 @@ def check(
             raise UserError("missing --model DIR (the model directory to check)")
         print(f"note: `mclrt check DIR` is deprecated; use `mclrt check --model {positional_model}`", file=sys.stderr)
         model = positional_model
-    compute_capability = normalize_compute_capability(target)
+    compute_capability = normalize_compute_capability(compute_capability_alias or target)
     if not re.fullmatch(r"sm\d{2,3}", compute_capability):
         raise UserError(f"--target {target!r}: name one compute capability, e.g. sm86 or 8.6")
     if trt and not tensorrt_rtx_installed():
