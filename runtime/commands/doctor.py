@@ -132,6 +132,7 @@ def selftest_rows(model: Path) -> tuple[list[tuple[str, str, str]], bool]:
                 detail += f", {report.half_layers} layers in Half, {len(report.protected_layers)} protected layers in FP32"
             if result.fp16 is not None and result.fp16.max_abs_error:
                 detail += f", FP16 ONNX max |err| {max(result.fp16.max_abs_error.values()):.1e} (ORT CPU)"
+            detail += "".join(f"; {note}" for note in result.notes)  # e.g. the FP16 converter's warnings, summarised
             rows.append((f"build {precision} {result.graph}", "PASS", detail))
     return rows, ok
 

@@ -71,4 +71,4 @@ def build(
     Console().print(table)
     for result in results:
         for note in result.notes:
-            console.print(f"[yellow]warning[/yellow]: {result.graph}: {note}")
+            console.print(f"[yellow]warning[/yellow]: {result.graph}: {note}", soft_wrap=True, highlight=False)

@@ -513,12 +513,28 @@ def build_graph(
             f"(full report: {report_path})",
             onnx_path,
         )
-    extra = {"graph": graph, "onnx": str(onnx_path), "layer_report": report_path.name}
+    build_log = _write_build_log(folder / f"{graph}.build.log", log, fp16_result)
+    extra = {"graph": graph, "onnx": str(onnx_path), "layer_report": report_path.name, "build_log": build_log.name}
     cache.store(plan_path, plan_bytes, key, extra)
     notes = []
+    summary = fp16_result.conversion_summary() if fp16_result is not None else None
+    if summary:
+        notes.append(f"FP16 conversion: {summary}; each one in {build_log}")
     if report.source == "unavailable":
         notes.append("layer precisions could not be read back (no layer log, no GPU for the inspector)")
     return EngineResult(graph, plan_path, "built", time.perf_counter() - start, len(plan_bytes), report, fp16_result, notes)
+
+
+def _write_build_log(path: Path, log: BuildLog, fp16_result) -> Path:
+    """Everything the build said, beside the plan: the FP16 converter's warnings, then TensorRT's log."""
+    lines = []
+    if fp16_result is not None:
+        lines.append(f"# FP16 conversion ({fp16_result.tool.name} {fp16_result.tool.version}): {len(fp16_result.conversion_warnings)} warning(s)")
+        lines += fp16_result.conversion_warnings
+    lines.append(f"# TensorRT: {len(log.messages)} message(s), {len(log.errors)} error(s)")
+    lines += log.messages
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), overwrite=True)
+    return path
 
 
 def _precision_report(resolved: ResolvedBuild, log: BuildLog, model, protected, plan_bytes: bytes) -> layer_report.PrecisionReport:
