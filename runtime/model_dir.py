@@ -47,7 +47,7 @@ CONTRACT_IO = {
 
 DEFAULT_PREPROCESSING = {
     "image": "rgb, resize to image_size (area), scale to [-1,1]",
-    "condition": "see condition.kind: edge = binary edge map (nearest resize, threshold 0.5); "
+    "condition": "see condition.kind: edge = binary edge map (threshold 0.5; reduced keeping every line, enlarged nearest); "
     "label = one-hot of label ids; pose = CoCosNet DeepFashion 20-channel pose map; "
     "celeba-edge = CoCosNet CelebA-HQ 15-channel edge map; values in [0,1]",
 }

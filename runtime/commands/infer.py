@@ -34,6 +34,7 @@ from mclrt.runtime.runners import RunnerError
 
 
 class Extract(str, enum.Enum):
+    auto = "auto"
     none = "none"
     canny = "canny"
     face = "face"
@@ -67,7 +68,10 @@ def infer(
         False, "--continue-on-error", help="Report and skip bad conditions; exit with code 2 at the end if any failed."
     ),
     extract: Extract = typer.Option(
-        Extract.none, "--extract", help="Make conditions from photos: canny/face edges or a pose map (none: --cond holds condition maps)."
+        Extract.auto,
+        "--extract",
+        help="Make conditions from photos: canny/face edges or a pose map. Default auto: the model's own extractor (mclrt.json) "
+        "for photos, condition maps (black-and-white edge images, label PNGs, .npy, pose files) read as they are; none: --cond holds maps only.",
     ),
     exemplar_cond: Optional[Path] = typer.Option(
         None, "--exemplar-cond", help="The exemplar's own condition map (maskmix models; default: extracted from the photo)."
@@ -125,7 +129,7 @@ def run_infer(
     save_warp: bool = False,
     backend: Backend = Backend.auto,
     continue_on_error: bool = False,
-    extract: str = "none",
+    extract: str = "auto",
     exemplar_cond: Path | None = None,
     overwrite: bool = False,
     threads: int = 0,
