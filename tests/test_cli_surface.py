@@ -75,7 +75,7 @@ def test_every_command_takes_model_the_same_way_and_answers_json():
 
 
 def test_no_help_shows_bool_beside_a_flag(capsys, monkeypatch):
-    for name, _ in [("mclrt", None), *cli_reference.commands()]:
+    for name, _ in [("mclrt", None), ("mclrt engine", None), *cli_reference.commands()]:
         text = _help(capsys, monkeypatch, *name.split()[1:])
         assert "<bool>" not in text, name
 
