@@ -111,3 +111,19 @@ def test_quantize_warns_when_calibrating_on_fewer_images_than_asked(ws, tmp_path
     assert any(f"{photos}: skipped 1: calib.txt" in w for w in warnings)
     assert any("calibrating on 2 image(s), fewer than --num 16 asked (4 photo(s) found, 2 held out)" in w for w in warnings)
     assert any("only 2 calibration image(s)" in w for w in warnings)
+
+
+def test_an_edge_map_much_larger_than_the_model_warns_once_per_size(ws, tmp_path, capsys):
+    from mclrt.runtime.inputs import preprocess
+
+    preprocess._reported_edge_sizes.clear()  # "once per size" is per process: start from a clean slate
+    model = load_model_dir(ws / "model")
+    big = np.zeros((160, 160), np.uint8)
+    big[80, 10:150] = 255
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path in paths:
+        cv2.imwrite(str(path), big)
+    maps = [load_condition(ConditionSource(p.stem, p), model.condition, model.image_size, "none") for p in paths]
+    warnings = _warnings(capsys.readouterr().err)
+    assert len(warnings) == 1 and "a.png: edge map 160x160 is 5.0x the model's 32x32" in warnings[0]
+    assert maps[0][0, 16, 2:30].all() and maps[0].sum() == 28  # the line, whole and one pixel thick

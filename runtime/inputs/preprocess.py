@@ -47,6 +47,10 @@ _GLOB_CHARS = set("*?[")
 _PHOTO_MIDTONE_SHARE = 0.10
 _MIDTONES = (32, 224)
 _SKIPPED_NAMED = 3
+# Reducing an edge map more than this keeps its lines (max-pooling) but thickens and merges them,
+# unlike the 1-pixel Canny lines the model was trained on: worth one warning per image size.
+_LARGE_EDGE_FACTOR = 2.0
+_reported_edge_sizes: set[tuple[int, int]] = set()
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ def load_condition(source: ConditionSource, condition: ConditionSpec, size: tupl
         else:
             rgb = conditions.load_rgb(source.path)
             if _is_edge_map(rgb):
+                _warn_if_much_larger(rgb.shape[:2], size, source.path)
                 return _edge_image_to_map(rgb[:, :, 0], size)
             check_extract(condition.extract, condition)
             return condition_from_photo(rgb, condition.extract, size, source.path)
@@ -223,7 +228,21 @@ def _load_edge_image(path: Path, size: tuple[int, int]) -> np.ndarray:
             "makes blobs, not lines -- to make edges from it, pass --extract canny",
             path,
         )
+    else:
+        _warn_if_much_larger(rgb.shape[:2], size, path)
     return _edge_image_to_map(rgb[:, :, 0], size)
+
+
+def _warn_if_much_larger(shape: tuple[int, int], size: tuple[int, int], path: Path) -> None:
+    factor = min(shape[0] / size[0], shape[1] / size[1])
+    if factor > _LARGE_EDGE_FACTOR and tuple(shape) not in _reported_edge_sizes:
+        _reported_edge_sizes.add(tuple(shape))
+        warn(
+            f"edge map {shape[1]}x{shape[0]} is {factor:.1f}x the model's {size[1]}x{size[0]}: reduced keeping every line, "
+            "which thickens them; for lines like the training data's, give the photo instead (--extract canny)"
+            + " (other edge maps of this size are not reported)",
+            path,
+        )
 
 
 def _edge_image_to_map(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
