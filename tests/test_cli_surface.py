@@ -140,3 +140,18 @@ def test_doctor_on_a_cpu_only_machine_exits_0_and_says_what_it_can_do(capsys):
     assert report["facts"]["Build TensorRT plans here"].startswith(("yes", "no"))
     assert main(["doctor"]) == 0
     assert "no GPU found" in capsys.readouterr().out
+
+
+def test_train_answers_json_with_its_run_and_checkpoint(tmp_path, capsys):
+    import yaml
+
+    from train_fixtures import tiny_config_dict, write_photo_folder
+
+    photos = write_photo_folder(tmp_path / "photos", count=3, size=72)
+    config = tmp_path / "tiny.yaml"
+    data = tiny_config_dict(photos, tmp_path / "run", model={"preset": "nano", "image_size": 64, "ngf": 4, "ndf": 4}, train={"threads": 1})
+    config.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(config), "--max-steps", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["step"] == 1 and Path(report["run"]) == tmp_path / "run"
+    assert (Path(report["checkpoint"]) / "model.safetensors").is_file()
