@@ -195,6 +195,11 @@ def doctor(
         loaded = load_model_dir(model)
         rows.append(("Model", f"{model}: {loaded.manifest.preset}, {loaded.manifest.precision}, graphs match their SHA-256"))
     info = device.probe()
+    if not json_output:  # the machine report first: a self-test on a GPU takes minutes
+        table = Table(title="mclrt doctor", show_header=False)
+        for topic, finding in rows:
+            table.add_row(topic, finding)
+        console.print(table)
     test_rows, ok = run_selftest(model or DEMO_MODEL, info.has_device, info.problem) if selftest else ([], True)
     if info.has_device:
         verdict = "GPU found" + ("" if not selftest else "; self-test " + ("PASS" if ok else "FAIL"))
@@ -208,10 +213,6 @@ def doctor(
             "selftest": None if not selftest else {"passed": ok, "rows": [dict(zip(("check", "verdict", "detail"), r)) for r in test_rows]},
         }))
     else:
-        table = Table(title="mclrt doctor", show_header=False)
-        for topic, finding in rows:
-            table.add_row(topic, finding)
-        console.print(table)
         if selftest:
             results = Table(title=f"self-test: {model or DEMO_MODEL}")
             for column in ("check", "verdict", "detail"):
