@@ -68,7 +68,8 @@ def _default(param) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join((text or "").split()).replace("|", "\\|")
+    # One line; pipes escaped for the table, angle brackets so <stem> is not taken for an HTML tag.
+    return " ".join((text or "").split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render() -> str:
