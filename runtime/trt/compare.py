@@ -4,10 +4,13 @@ Written once against the Runner interface (activate / infer / deactivate), so an
 runner joins by one branch in `open_graph_runners`: `ort` (ONNX Runtime, CPU provider: the
 reference), `trt` (TensorRT plans from the engine cache), and `torch` (the PyTorch model the
 directory was exported from, `mclrt.export.torch_runner`, imported only when asked for: runtime/
-itself never imports torch). `compare_runners` is the generic part: it also compares two model
-directories (`mclrt compare --against`, runtime/dir_compare.py).
+itself never imports torch). `compare_runners` is the generic part; `compare_model_dirs` uses it for
+two model directories on ONNX Runtime (`mclrt compare --against B`, e.g. INT8 against its FP32
+source): graph by graph as for backends, then end to end -- the candidate's own encoder feeding its
+own translator, the error a user of it actually sees. Nothing here is TensorRT-specific; it lives in
+trt/ because comparing began as TensorRT against ONNX Runtime.
 
-Each graph is compared on identical inputs (runtime/compare_inputs.py: package photos, and their
+Each graph is compared on identical inputs (runtime/inputs/compare_feeds.py: package photos, and their
 edges for edge models): the encoder on the same exemplar, the translator on the same condition plus
 the *reference* backend's keys and values, so an error is attributed to the graph that made it. Per
 output: max and mean abs error, max error relative to the reference's peak, and PSNR over the
@@ -26,8 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.runners import Runner
+from mclrt.runtime.model_dir import MANIFEST_NAME, ModelDir
+from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions, Runner
 
 BACKENDS = ("ort", "trt", "torch")
 GRAPHS = ("exemplar_encoder", "translator")
@@ -142,7 +145,7 @@ def compare_runners(
     of a model with `model`'s inputs and outputs. The translator of every set is fed the reference's
     keys and values, so an error is attributed to the graph that made it.
     """
-    from mclrt.runtime.compare_inputs import real_feeds
+    from mclrt.runtime.inputs.compare_feeds import real_feeds
 
     encoder_feed, condition_feed = real_feeds(model, batch, seed)
     labels = list(runners)
@@ -203,3 +206,54 @@ def compare_backends(
     results = compare_runners(model, runners, tolerance, batch, seed)
     # Report the backend's own name (ort#2 is still ort).
     return [dataclasses.replace(r, backend=r.backend.split("#")[0], reference=r.reference.split("#")[0]) for r in results]
+
+
+# --- two model directories (`mclrt compare --against`) ------------------------------------------------
+
+END_TO_END = "end to end"
+
+
+def ort_runners(model: ModelDir, threads: int = 0) -> dict[str, Runner]:
+    options = OrtOptions(intra_op_threads=threads, providers=(CPU_EP,))
+    return {g: OnnxRuntimeRunner(model.graph_path(g), options, name=f"ort:{g}") for g in GRAPHS}
+
+
+def check_same_interface(candidate: ModelDir, reference: ModelDir) -> None:
+    """The two directories must take and give tensors of the same names and shapes."""
+    for graph in GRAPHS:
+        for role in ("inputs", "outputs"):
+            mine = {t.name: t.shape for t in getattr(candidate.manifest.graphs[graph], role)}
+            theirs = {t.name: t.shape for t in getattr(reference.manifest.graphs[graph], role)}
+            if mine != theirs:
+                raise UserError(
+                    f"cannot be compared with {reference.path}: {graph} {role} differ ({mine} vs {theirs})",
+                    candidate.path / MANIFEST_NAME,
+                )
+
+
+def compare_model_dirs(
+    candidate: ModelDir, reference: ModelDir, tolerance: Tolerance, batch: int = 2, seed: int = 0, threads: int = 0
+) -> list[OutputComparison]:
+    """Per output of each graph, then end to end: `candidate` against `reference`, both on ORT CPU."""
+    from mclrt.runtime.inputs.compare_feeds import real_feeds
+
+    check_same_interface(candidate, reference)
+    a, b = str(candidate.path), str(reference.path)
+    if a == b:  # a directory against itself (a check of the machinery): the two sides still need two labels
+        a += "#2"
+    results = compare_runners(reference, {b: ort_runners(reference, threads), a: ort_runners(candidate, threads)}, tolerance, batch, seed)
+
+    # End to end: each directory's own encoder feeds its own translator.
+    encoder_feed, condition_feed = real_feeds(reference, batch, seed)
+    images = {}
+    with ExitStack() as stack:
+        for label, model in ((b, reference), (a, candidate)):
+            runners = {g: stack.enter_context(r) for g, r in ort_runners(model, threads).items()}
+            encoded = runners["exemplar_encoder"].infer(cast_for_runner(runners["exemplar_encoder"], encoder_feed))
+            translator = runners["translator"]
+            images[label] = translator.infer(cast_for_runner(translator, {**condition_feed, **encoded}))
+    for name, ref in images[b].items():
+        got = images[a][name]
+        max_abs, max_rel, psnr = output_errors(ref, got, output_value_range(reference, "translator", name))
+        results.append(OutputComparison(END_TO_END, name, a, b, max_abs, max_rel, psnr, judge(max_abs, psnr, tolerance), mean_abs_error(ref, got)))
+    return results
