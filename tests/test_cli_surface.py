@@ -155,3 +155,29 @@ def test_train_answers_json_with_its_run_and_checkpoint(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["step"] == 1 and Path(report["run"]) == tmp_path / "run"
     assert (Path(report["checkpoint"]) / "model.safetensors").is_file()
+
+
+def test_doctor_selftest_exits_1_when_a_build_it_was_asked_for_fails(tmp_path, capsys):
+    """Non-zero only when something asked for is broken: here TensorRT cannot parse the translator."""
+    import importlib.util
+
+    import onnx
+    from onnx import helper
+
+    from model_dir_fixtures import build_tiny_model_dir, rewrite_graph
+
+    if importlib.util.find_spec("tensorrt_rtx_bindings") is None and importlib.util.find_spec("tensorrt") is None:
+        pytest.skip("TensorRT is not installed: the self-test has nothing to build with")
+    model_dir = build_tiny_model_dir(tmp_path / "tiny")
+    translator = onnx.load(model_dir / "translator.onnx")
+    tanh = next(n for n in translator.graph.node if n.op_type == "Tanh")
+    coin = helper.make_node("Bernoulli", [tanh.input[0]], ["coin"], name="coin_flip")  # ONNX Runtime runs it, TensorRT does not
+    translator.graph.node.insert(list(translator.graph.node).index(tanh), coin)
+    tanh.input[0] = "coin"
+    rewrite_graph(model_dir, "translator.onnx", translator)
+    code = main(["doctor", "--selftest", "--model", str(model_dir), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["selftest"]["passed"] is False
+    failed = [row for row in report["selftest"]["rows"] if row["verdict"] == "FAIL"]
+    assert failed and all(row["check"].startswith("build") for row in failed)
+    assert any("translator.onnx" in row["detail"] for row in failed)
