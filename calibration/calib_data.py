@@ -98,7 +98,7 @@ def find_photos(spec: str) -> list[Path]:
     """--calib: a folder (recursive), a glob pattern, or a single photo; sorted paths."""
     path = Path(spec)
     if path.is_dir():
-        photos = list_images(path)
+        photos = list_images(path, report_skipped=True)
         if not photos:
             raise UserError(f"holds no photos ({', '.join(IMAGE_SUFFIXES)})", path)
         return photos
@@ -204,6 +204,23 @@ def collect(spec: str, model: ModelDir, num: int, holdout: int, cond_dir: Path |
         holdout=tuple(images[i] for i in holdout_indices),
         source=spec,
     )
+
+
+# Below this many calibration images, activation ranges describe those photos rather than photos in
+# general (2 is what a quick test run gives); a warning says so.
+FEW_CALIBRATION_IMAGES = 8
+
+
+def warn_if_small(cset: CalibrationSet, num: int, spec: str) -> None:
+    """One warning line when calibration uses fewer images than --num asked, or very few."""
+    from mclrt.runtime.notices import warn
+
+    count = len(cset.calibration)
+    if count < num:
+        found = count + len(cset.holdout)
+        warn(f"calibrating on {count} image(s), fewer than --num {num} asked ({found} photo(s) found, {len(cset.holdout)} held out)", spec)
+    if count <= FEW_CALIBRATION_IMAGES:
+        warn(f"only {count} calibration image(s): INT8 ranges from so few photos rarely fit others; use 100 or more", spec)
 
 
 def _failure_message(failures: list[tuple[Path, str]], total: int) -> str:

@@ -82,6 +82,7 @@ def quantize_model_dir(options: QuantizeOptions, progress: Callable[[str], None]
     model = _check_inputs(options)
     progress("checking calibration photos")
     cset = calib_data.collect(options.calib, model, options.num, options.holdout, options.calib_cond)
+    calib_data.warn_if_small(cset, options.num, options.calib)
     with tempfile.TemporaryDirectory(prefix="mclrt-quantize-") as work_name, atomic_directory(options.out, options.overwrite) as staging:
         work = Path(work_name)
         prepared, plans = _prepare_graphs(model, work)

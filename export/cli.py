@@ -23,6 +23,7 @@ def export(
     opset: int = typer.Option(20, "--opset", min=18, help="ONNX opset of both graphs."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check ONNX Runtime against PyTorch (batch 1 and 3) before writing."),
+    json_output: bool = typer.Option(False, "--json", help="Print what was written (files, sizes, parity) as one JSON object on stdout."),
 ) -> None:
     """Export a model to ONNX: the exemplar encoder, the translator and their manifest."""
     from mclrt.runtime.errors import UserError
@@ -53,3 +54,17 @@ def export(
         timing = ", ".join(f"{graph} {s * 1e3:.0f} ms/image" for graph, s in result.parity.ort_seconds_per_image.items())
         console.print(f"ONNX Runtime vs PyTorch: {result.parity.summary()}; CPU {timing}")
     console.print(f"[green]wrote[/] {result.path}")
+    if json_output:
+        import json
+
+        parity = None
+        if result.parity is not None:
+            parity = {"ok": result.parity.ok, "tolerance": result.parity.tolerance, "max_abs_error": result.parity.worst.max_abs_error}
+        print(json.dumps({
+            "model": str(result.path),
+            "preset": result.manifest.preset,
+            "precision": result.manifest.precision,
+            "files": {file: size for file, size in result.file_bytes.items()},
+            "export_seconds": result.export_seconds,
+            "parity": parity,
+        }))

@@ -10,4 +10,6 @@ Where things live (imports point down this list, never up):
     kernels/     the CorrespondenceSoftmax kernel (Triton) and its torch-free launcher
     inputs/      what a user gives: reading images, condition extraction, preprocessing, package photos
     model_dir.py, pipeline.py, runners.py, backends.py, image_out.py, fsutil.py, errors.py: the core
+    notices.py   one-line warnings for input that is probably wrong (the counterpart of errors.py)
+    model_info.py `info --model`: what a model directory holds
 """

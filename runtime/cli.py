@@ -10,8 +10,29 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from mclrt.runtime.errors import UserError
+
+
+def _plain_flags(params: list) -> list:
+    """Show on/off flags (--json, --overwrite, --help) without a type: typer's rich help prints
+    `<bool>` beside them, as if they took a value. One place, for every command."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
 
 app = typer.Typer(
     name="mclrt",
@@ -19,14 +40,31 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 
 _state = {"debug": False}
 
 
+def mclrt_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mclrt")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"mclrt {mclrt_version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print mclrt's version and exit."),
 ) -> None:
     _state["debug"] = debug
 
@@ -34,35 +72,38 @@ def _global_options(
 # --- commands (each defined beside the code it drives) --------------------------------------
 from mclrt.calibration.quantize_cli import quantize  # noqa: E402
 
-app.command("quantize")(quantize)
+app.command("quantize", cls=_Command)(quantize)
 from mclrt.runtime.commands.engine import engine_app  # noqa: E402
 
+engine_app.info.cls = _Group
+for _info in engine_app.registered_commands:
+    _info.cls = _Command
 app.add_typer(engine_app, name="engine")
 from mclrt.runtime.commands.compare import compare  # noqa: E402
 from mclrt.runtime.commands.doctor import doctor  # noqa: E402
 
-app.command("compare")(compare)
-app.command("doctor")(doctor)
+app.command("compare", cls=_Command)(compare)
+app.command("doctor", cls=_Command)(doctor)
 from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
 
-app.command("info")(info)
+app.command("info", cls=_Command)(info)
 from mclrt.export.cli import export  # noqa: E402  (torch is imported when the command runs)
 
-app.command("export")(export)
+app.command("export", cls=_Command)(export)
 from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
 
-app.command("train")(train_command)
+app.command("train", cls=_Command)(train_command)
 from mclrt.runtime.commands.infer import infer  # noqa: E402
 
-app.command("infer")(infer)
+app.command("infer", cls=_Command)(infer)
 from mclrt.runtime.commands.video import video  # noqa: E402
 
-app.command("video")(video)
+app.command("video", cls=_Command)(video)
 from mclrt.runtime.commands.bench import bench  # noqa: E402
 from mclrt.runtime.commands.check import check  # noqa: E402
 
-app.command("bench")(bench)
-app.command("check")(check)
+app.command("bench", cls=_Command)(bench)
+app.command("check", cls=_Command)(check)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ CONTRACT_IO = {
 
 DEFAULT_PREPROCESSING = {
     "image": "rgb, resize to image_size (area), scale to [-1,1]",
-    "condition": "see condition.kind: edge = binary edge map (nearest resize, threshold 0.5); "
+    "condition": "see condition.kind: edge = binary edge map (threshold 0.5; reduced keeping every line, enlarged nearest); "
     "label = one-hot of label ids; pose = CoCosNet DeepFashion 20-channel pose map; "
     "celeba-edge = CoCosNet CelebA-HQ 15-channel edge map; values in [0,1]",
 }
@@ -298,6 +298,15 @@ def load_model_dir(path: str | os.PathLike, verify_hashes: bool = True) -> Model
         raise UserError(f"not a directory (a model is a directory holding {MANIFEST_NAME} and two .onnx files)", root)
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
+        # `mclrt quantize --encoding both` writes one model directory per encoding side by side.
+        try:
+            inside = [sub.name for sub in sorted(root.iterdir()) if (sub / MANIFEST_NAME).is_file()]
+        except OSError:
+            inside = []
+        if inside:
+            roles = {"trt": "TensorRT", "cpu": "ONNX Runtime"}
+            choices = " or ".join(str(root / name) + (f" ({roles[name]})" if name in roles else "") for name in inside)
+            raise UserError(f"holds {len(inside)} model directories (a `mclrt quantize` output): pick one, --model {choices}", root)
         raise UserError(f"not a model directory: {MANIFEST_NAME} is missing (make one with `mclrt export`)", root)
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))

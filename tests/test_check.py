@@ -77,13 +77,13 @@ def test_good_model_passes_everything_including_tensorrt_rtx(good):
 
 
 def test_check_cli_json_and_exit_codes(good, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mclrt.runtime.cli", "check", str(good), "--json", "--no-trt"], capture_output=True, text=True, timeout=180)
+    done = subprocess.run([sys.executable, "-m", "mclrt.runtime.cli", "check", "--model", str(good), "--json", "--no-trt"], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True
     assert {s["status"] for s in report["steps"] if s["step"] == "tensorrt-rtx-build"} == {"skip"}
     # a directory that does not load is a user error (exit 2, one line)
-    done = subprocess.run([sys.executable, "-m", "mclrt.runtime.cli", "check", str(tmp_path / "absent")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "mclrt.runtime.cli", "check", "--model", str(tmp_path / "absent")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path / 'absent'}: model directory not found"
 
 

@@ -134,7 +134,8 @@ def _bad_cases(ws: Path, tmp: Path) -> dict[str, tuple[list, str, str]]:
         "missing file": (["--cond", tmp / "absent.png"], "absent.png", "no such file"),
         "not an image": (["--cond", tmp / "note.png"], "note.png", "not an image"),
         "truncated image": (["--cond", tmp / "cut.png"], "cut.png", "truncated"),
-        "wrong channel count": (["--cond", tmp / "colour.png"], "colour.png", "3 channels"),
+        # With --extract none: by default (auto) a colour photo is a photo, and the model's Canny makes its edges.
+        "wrong channel count": (["--cond", tmp / "colour.png", "--extract", "none"], "colour.png", "3 channels"),
         "wrong channel count (npy)": (["--cond", tmp / "three.npy"], "three.npy", "has 3 channels"),
         "pickled npy": (["--cond", tmp / "objects.npy"], "objects.npy", "not a readable .npy"),
         "label ids beyond the classes": (

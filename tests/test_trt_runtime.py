@@ -52,9 +52,10 @@ def _assert_no_cuda(done: subprocess.CompletedProcess) -> None:
 
 
 @no_gpu_only
-def test_doctor_reports_what_it_can_and_then_no_cuda_device(tmp_path):
+def test_doctor_reports_what_it_can_says_no_gpu_and_exits_0(tmp_path):
     done = mclrt("doctor", cache_dir=tmp_path)
-    _assert_no_cuda(done)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "no GPU found" in done.stdout and "Build TensorRT plans here" in done.stdout
     assert "ONNX Runtime" in done.stdout and "CPUExecutionProvider" in done.stdout and "Engine cache" in done.stdout
     if _has("tensorrt_rtx_bindings"):
         # doctor reports the plugin's registration and registers nothing itself (one decision per process)
@@ -65,10 +66,11 @@ def test_doctor_reports_what_it_can_and_then_no_cuda_device(tmp_path):
 @pytest.mark.skipif(not _has("tensorrt_rtx_bindings"), reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
 def test_doctor_selftest_builds_then_stops_at_the_missing_device(model_dir, tmp_path):
     done = mclrt("doctor", "--selftest", "--model", str(model_dir), cache_dir=tmp_path)
-    _assert_no_cuda(done)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "running the plans needs a GPU: not checked here" in done.stdout
     for row in ("build fp32 exemplar_encoder", "build fp32 translator", "build fp16 exemplar_encoder", "build fp16 translator"):
         assert row in done.stdout
-    assert "FAIL" not in done.stdout and "self-test: builds PASS" in done.stdout
+    assert "FAIL" not in done.stdout and "self-test builds PASS" in done.stdout
     assert len(list(tmp_path.glob("engines/*/*/*.plan"))) == 4  # the plans went to the engine cache
 
 
@@ -131,7 +133,7 @@ def test_modules_import_without_torch_tensorrt_triton_or_cuda():
     modules = [
         "mclrt.runtime.trt." + name
         for name in ("compat", "plugin", "fp16", "layer_report", "builder", "cache", "device", "logger", "runner", "backend", "compare")
-    ] + ["mclrt.runtime.commands." + name for name in ("compare", "doctor", "engine")]
+    ] + ["mclrt.runtime.commands." + name for name in ("compare", "doctor", "engine")] + ["mclrt.runtime.inputs.compare_feeds"]
     script = (
         "import json, sys\n"
         f"for m in {modules!r}: __import__(m)\n"

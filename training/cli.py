@@ -29,6 +29,7 @@ def train_command(
     max_steps: Optional[int] = typer.Option(
         None, "--max-steps", min=1, help="Stop after this many steps in total (the learning-rate schedule is unchanged)."
     ),
+    json_output: bool = typer.Option(False, "--json", help="At the end, print the run folder, last step and checkpoint as one JSON object."),
 ) -> None:
     """Train MCL-Net (single process, or one rank of torchrun: `make train GPUS=N [NODES=M ...]`)."""
     from mclrt.runtime.errors import UserError
@@ -53,4 +54,8 @@ def train_command(
 
     from mclrt.training.train import train
 
-    train(train_config, out=out, resume=True if resume else False if fresh else None, max_steps=max_steps)
+    run = train(train_config, out=out, resume=True if resume else False if fresh else None, max_steps=max_steps)
+    if json_output:
+        import json
+
+        print(json.dumps({"run": str(run.out_dir), "step": run.step, "checkpoint": str(Path(run.out_dir) / "checkpoints" / "latest")}))

@@ -1,4 +1,5 @@
-"""`mclrt info`: parameter counts and inference GFLOPs of a preset, without allocating its weights.
+"""`mclrt info`: parameter counts and inference GFLOPs of a preset, without allocating its weights;
+with `--model DIR`, what an exported model directory holds (runtime/model_info.py, no torch).
 
 Everything is measured on the meta device (shapes only), so even the 1-TFLOP paper model is counted
 in a couple of seconds on a laptop.
@@ -58,12 +59,22 @@ def preset_info(preset: str, config_path: Path | None = None) -> dict[str, Any]:
 
 
 def info(
-    preset: str = typer.Option("nano", "--preset", help="Preset name (paper-ade20k, paper-celebahq-edge, paper-deepfashion, edge-small, nano)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Describe this model directory (preset, precision, shapes, graphs, source) instead of a preset."),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="Preset name (paper-ade20k, paper-celebahq-edge, paper-deepfashion, edge-small, nano; default nano)."
+    ),
     config: Optional[Path] = typer.Option(None, "--config", help="A training YAML whose `model:` section overrides the preset."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Parameters of each network and GFLOPs per image of the inference path."""
-    data = preset_info(preset, config)
+    """Parameters and GFLOPs per image of a preset, or what a model directory (--model) holds."""
+    if model is not None:
+        if preset is not None or config is not None:
+            from mclrt.runtime.errors import UserError
+
+            raise UserError("give --model DIR or --preset/--config, not both")
+        _print_model_dir(model, as_json)
+        return
+    data = preset_info(preset or "nano", config)
     if as_json:
         print(json.dumps(data, indent=2))
         return
@@ -76,4 +87,30 @@ def info(
     for name, count in data["params"].items():
         table.add_row(name, f"{count / 1e6:.2f} M")
     table.add_row("inference GFLOPs / image", f"{data['gflops']:.1f}")
+    Console().print(table)
+
+
+def _print_model_dir(path: Path, as_json: bool) -> None:
+    from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.runtime.model_info import describe_model_dir
+
+    data = describe_model_dir(load_model_dir(path))
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    cond = data["condition"]
+    table = Table(title=f"{data['model']}: {data['preset']}, {data['precision']}, {data['image_size'][0]}x{data['image_size'][1]}", title_justify="left", show_header=False)
+    table.add_column("")
+    table.add_column("")
+    table.add_row("condition", f"{cond['kind']}, {cond['channels']} channel(s), extractor {cond['extract'] or 'none'}" + (", maskmix" if cond["maskmix"] else ""))
+    table.add_row("correspondence", f"{data['correspondence']['positions']} positions, descriptor {data['correspondence']['descriptor_width']}")
+    for graph, g in data["graphs"].items():
+        table.add_row(graph, f"{g['file']}: {g['bytes'] / 1e6:.1f} MB, {g['initializer_elements'] / 1e6:.2f} M weights, {g['nodes']} nodes")
+    source = data["source"]
+    origin = source["quantized_from"] and f"quantized from {source['quantized_from']}" or source["checkpoint"] or (source["init"] and f"--init {source['init']}")
+    table.add_row("source", str(origin or "not recorded"))
+    table.add_row("opset", str(data["opset"]))
     Console().print(table)

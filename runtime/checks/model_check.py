@@ -474,7 +474,14 @@ def tensorrt_rtx_parse_and_build(onnx_path: str | Path, compute_capability: str 
         profile.set_shape(tensor.name, (1, *rest), (1, *rest), (max_batch, *rest))
     config.add_optimization_profile(profile)
     config.num_compute_capabilities = 1
-    config.set_compute_capability(getattr(trt.ComputeCapability, compute_capability), 0)
+    from mclrt.runtime.trt.compat import normalize_compute_capability
+
+    target = normalize_compute_capability(compute_capability).upper()
+    if not hasattr(trt.ComputeCapability, target):
+        known = ", ".join(n.lower() for n in trt.ComputeCapability.__members__ if n.startswith("SM"))
+        result["errors"] = [f"--target {compute_capability!r}: TensorRT-RTX builds for {known}"]
+        return result
+    config.set_compute_capability(getattr(trt.ComputeCapability, target), 0)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         result["errors"] = [f"build: {message}" for message in logger.errors] or ["build: build_serialized_network returned None"]

@@ -1,4 +1,9 @@
-"""`mclrt check DIR`: is this exported model sound, and will TensorRT take it? (No GPU needed.)"""
+"""`mclrt check --model DIR`: is this exported model sound, and will TensorRT take it? (No GPU needed.)
+
+`--model` is how every command names its model directory. `mclrt check DIR` (the positional form
+of earlier releases) still works and prints a one-line deprecation note on stderr; it is hidden from
+--help and will be removed.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +19,38 @@ _EXAMPLES_SHOWN = 3
 
 
 def check(
-    model: Path = typer.Argument(..., help="Model directory written by `mclrt export`."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model directory written by `mclrt export`.", show_default=False),
+    positional_model: Optional[Path] = typer.Argument(None, hidden=True, show_default=False, metavar="DIR (deprecated: use --model)"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     trt: Optional[bool] = typer.Option(
         None, "--trt/--no-trt", help="Parse and build with TensorRT-RTX on the CPU (default: when it is installed)."
     ),
-    compute_capability: str = typer.Option("SM86", "--compute-capability", help="Target of the TensorRT-RTX CPU build."),
+    target: str = typer.Option(
+        "sm86", "--target", help="Compute capability of the TensorRT-RTX CPU build: sm86, SM86 or 8.6 (as engine build --target)."
+    ),
+    compute_capability_alias: Optional[str] = typer.Option(None, "--compute-capability", hidden=True),  # the old name of --target
 ) -> None:
     """Check a model directory: ONNX validity, TensorRT op support, the correspondence op, ONNX Runtime, FP16 risks."""
+    import re
+    import sys
+
     from mclrt.runtime.checks.model_check import CheckOptions, check_model_dir, tensorrt_rtx_installed
     from mclrt.runtime.errors import UserError
+    from mclrt.runtime.trt.compat import normalize_compute_capability
 
+    if model is not None and positional_model is not None:
+        raise UserError("give the model directory once, with --model")
+    if model is None:
+        if positional_model is None:
+            raise UserError("missing --model DIR (the model directory to check)")
+        print(f"note: `mclrt check DIR` is deprecated; use `mclrt check --model {positional_model}`", file=sys.stderr)
+        model = positional_model
+    compute_capability = normalize_compute_capability(compute_capability_alias or target)
+    if not re.fullmatch(r"sm\d{2,3}", compute_capability):
+        raise UserError(f"--target {target!r}: name one compute capability, e.g. sm86 or 8.6")
     if trt and not tensorrt_rtx_installed():
         raise UserError("--trt needs TensorRT-RTX: pip install 'mclrt[trt-check]' && python -m mclrt.tools.trt_rtx_setup")
-    report = check_model_dir(model, CheckOptions(tensorrt=trt, compute_capability=compute_capability))
+    report = check_model_dir(model, CheckOptions(tensorrt=trt, compute_capability=compute_capability.upper()))
     if json_output:
         print(json.dumps(report.to_dict()))
     else:

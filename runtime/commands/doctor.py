@@ -5,8 +5,11 @@ mode, clocks and memory (mclrt.runtime.jetson.facts), the TensorRT flavour and v
 the version table that matter), ONNX Runtime's providers, the registered TensorRT plugins and the
 engine cache. `--selftest` then builds the model's engines in FP32 and FP16 (the demo model unless
 `--model` is given), and compares each with ONNX Runtime on the CPU: PASS/FAIL with the numbers.
-Without a GPU it prints all it could check -- including the builds, which TensorRT-RTX can do on
-a CPU -- and ends with "no CUDA device" (exit code 2).
+Without a GPU it reports what the CPU can do (ONNX Runtime's providers and threads, whether TensorRT
+plans can be built here: TensorRT-RTX builds ahead of time on a CPU), says plainly that no GPU was
+found, and exits 0: a CPU-only machine is a supported place to run mclrt. The exit status is
+non-zero only when something asked for is broken: 1 when a --selftest step fails, 2 for bad input
+(e.g. a --model that is not a model directory).
 """
 
 from __future__ import annotations
@@ -87,6 +90,29 @@ def facts(jetson_root: Path = Path("/")) -> list[tuple[str, str]]:
     root = cache.cache_root()
     plans = list(root.glob("engines/*/*/*.plan")) if root.is_dir() else []
     rows.append(("Engine cache", f"{root} ({len(plans)} plans)"))
+    rows += cpu_rows()
+    return rows
+
+
+def cpu_rows() -> list[tuple[str, str]]:
+    """What runs on the CPU alone: cores, ONNX Runtime's threads, and whether plans can be built here."""
+    import os
+
+    from mclrt.runtime.trt import compat
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    rows = [
+        ("CPU", f"{usable} usable cores (of {os.cpu_count()}); mclrt infer/video/bench/compare/quantize run here on ONNX Runtime"),
+        ("CPU threads", f"ONNX Runtime uses one thread per core per graph by default (--threads N to change; at most {usable} help)"),
+    ]
+    installed = compat.detect()
+    if installed is not None and installed.caps.compute_capability_targets:
+        builds = f"yes: {installed.caps.label} builds plans ahead of time on the CPU (mclrt engine build, mclrt check --trt)"
+    elif installed is not None:
+        builds = f"no: {installed.caps.label} builds only on the GPU it runs on"
+    else:
+        builds = "no: TensorRT is not installed (TensorRT-RTX builds on a CPU: pip install 'mclrt[trt-check]')"
+    rows.append(("Build TensorRT plans here", builds))
     return rows
 
 
@@ -111,6 +137,7 @@ def selftest_rows(model: Path) -> tuple[list[tuple[str, str, str]], bool]:
                 detail += f", {report.half_layers} layers in Half, {len(report.protected_layers)} protected layers in FP32"
             if result.fp16 is not None and result.fp16.max_abs_error:
                 detail += f", FP16 ONNX max |err| {max(result.fp16.max_abs_error.values()):.1e} (ORT CPU)"
+            detail += "".join(f"; {note}" for note in result.notes)  # e.g. the FP16 converter's warnings, summarised
             rows.append((f"build {precision} {result.graph}", "PASS", detail))
     return rows, ok
 
@@ -154,35 +181,50 @@ def run_selftest(model: Path, has_device: bool, device_problem: str | None) -> t
 
 def doctor(
     selftest: bool = typer.Option(False, "--selftest", help="Build the model's FP32 and FP16 engines and compare them with ONNX Runtime (CPU)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model directory for --selftest (default: the demo model)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model directory to load and check (and to --selftest; default: the demo model)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (facts, GPU found, self-test rows) instead of tables."),
 ) -> None:
-    """Report GPU, driver, CUDA, TensorRT, ONNX Runtime, plugins and engine cache; --selftest checks engines end to end."""
+    """Report CPU, GPU, driver, CUDA, TensorRT, ONNX Runtime, plugins and engine cache; --selftest checks engines end to end."""
+    import json
+
     from rich.console import Console
     from rich.table import Table
 
     from mclrt.runtime.trt import device
 
     console = Console()
-    table = Table(title="mclrt doctor", show_header=False)
-    for topic, finding in facts():
-        table.add_row(topic, finding)
-    console.print(table)
+    rows = facts()
+    if model is not None:  # a model that does not load is bad input (exit 2), with or without --selftest
+        from mclrt.runtime.model_dir import load_model_dir
 
+        loaded = load_model_dir(model)
+        rows.append(("Model", f"{model}: {loaded.manifest.preset}, {loaded.manifest.precision}, graphs match their SHA-256"))
     info = device.probe()
-    if selftest:
-        model = model or DEMO_MODEL
-        rows, ok = run_selftest(model, info.has_device, info.problem)
-        results = Table(title=f"self-test: {model}")
-        for column in ("check", "verdict", "detail"):
-            results.add_column(column)
-        for row in rows:
-            results.add_row(*row)
-        console.print(results)
-        if not info.has_device:
-            console.print(f"self-test: builds {'PASS' if ok else 'FAIL'}; running the plans needs a CUDA device")
-        else:
-            console.print("self-test: " + ("PASS" if ok else "FAIL"))
-            if not ok:
-                raise typer.Exit(1)
-    if not info.has_device:
-        raise UserError(info.problem or "no CUDA device")
+    if not json_output:  # the machine report first: a self-test on a GPU takes minutes
+        table = Table(title="mclrt doctor", show_header=False)
+        for topic, finding in rows:
+            table.add_row(topic, finding)
+        console.print(table)
+    test_rows, ok = run_selftest(model or DEMO_MODEL, info.has_device, info.problem) if selftest else ([], True)
+    if info.has_device:
+        verdict = "GPU found" + ("" if not selftest else "; self-test " + ("PASS" if ok else "FAIL"))
+    else:
+        verdict = f"no GPU found ({info.problem or 'no CUDA device'}); mclrt runs here on the CPU with ONNX Runtime (CPU rows above)"
+        if selftest:
+            verdict += f"; self-test builds {'PASS' if ok else 'FAIL'} (running the plans needs a GPU: not checked here)"
+    if json_output:
+        print(json.dumps({
+            "facts": dict(rows), "gpu": info.has_device, "summary": verdict,
+            "selftest": None if not selftest else {"passed": ok, "rows": [dict(zip(("check", "verdict", "detail"), r)) for r in test_rows]},
+        }))
+    else:
+        if selftest:
+            results = Table(title=f"self-test: {model or DEMO_MODEL}")
+            for column in ("check", "verdict", "detail"):
+                results.add_column(column)
+            for row in test_rows:
+                results.add_row(*row)
+            console.print(results)
+        console.print(verdict, highlight=False, soft_wrap=True)
+    if not ok:
+        raise typer.Exit(1)

@@ -17,13 +17,16 @@ def build(
     plugin: str = typer.Option("auto", "--plugin", help="auto | on | off: map CorrespondenceSoftmax to the plugin, or inline its ONNX function."),
     batch: str = typer.Option("1:1:4", "--batch", help="Dynamic batch profile MIN:OPT:MAX, or one number for a static batch."),
     workspace: Optional[int] = typer.Option(None, "--workspace", help="Builder workspace limit in MiB (default: TensorRT's)."),
-    target: str = typer.Option("auto", "--target", help="auto | sm80,sm86,... (TensorRT-RTX) | ampere-plus (enterprise)."),
+    target: str = typer.Option(
+        "auto", "--target", help="auto | compute capabilities sm80,sm86,... or 8.0,8.6 (TensorRT-RTX; case-insensitive) | ampere-plus (enterprise)."
+    ),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core, GPU fallback on (Jetson Orin, JetPack 6; FP16/INT8, --batch N); prints which layers run on it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the engine cache, $MCLRT_CACHE_DIR or ~/.cache/mclrt)."),
     no_build: bool = typer.Option(False, "--no-build", help="Never build: fail unless up-to-date plans are cached."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the cached plans are up to date."),
     verbose: bool = typer.Option(False, "--verbose", help="Print TensorRT's full log."),
     skip_memory_check: bool = typer.Option(False, "--skip-memory-check", help="Jetson: build even if free RAM + swap look too small for the build."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (plans, status, sizes, notes) instead of a table."),
 ) -> None:
     """Build one plan per graph (exemplar_encoder.plan, translator.plan) into OUT/<precision>-<plugin>/."""
     from rich.console import Console
@@ -48,6 +51,15 @@ def build(
     model_dir = load_model_dir(model)
     results = builder.build_engines(model_dir, options, out=out, progress=lambda text: console.print(f"[dim]{text}[/dim]"))
 
+    if json_output:
+        import json
+
+        print(json.dumps({"plans": [
+            {"graph": r.graph, "plan": str(r.plan), "status": r.status, "bytes": r.plan_bytes, "seconds": r.seconds, "notes": list(r.notes),
+             "dla": None if r.dla is None else r.dla.summary()}
+            for r in results
+        ]}))
+        return
     table = Table(title=f"TensorRT plans in {results[0].plan.parent}")
     # corr: how the correspondence was built; layers: in Half / holding FP32-protected nodes.
     for column in ("graph", "status", "MB", "s", "corr", "layers", "fp16 err"):
@@ -64,4 +76,4 @@ def build(
         if result.dla is not None:
             console.print(f"DLA: {result.graph}: {result.dla.summary()}")
         for note in result.notes:
-            console.print(f"[yellow]warning[/yellow]: {result.graph}: {note}")
+            console.print(f"[yellow]warning[/yellow]: {result.graph}: {note}", soft_wrap=True, highlight=False)

@@ -34,6 +34,7 @@ from mclrt.runtime.runners import RunnerError
 
 
 class Extract(str, enum.Enum):
+    auto = "auto"
     none = "none"
     canny = "canny"
     face = "face"
@@ -67,13 +68,17 @@ def infer(
         False, "--continue-on-error", help="Report and skip bad conditions; exit with code 2 at the end if any failed."
     ),
     extract: Extract = typer.Option(
-        Extract.none, "--extract", help="Make conditions from photos: canny/face edges or a pose map (none: --cond holds condition maps)."
+        Extract.auto,
+        "--extract",
+        help="Make conditions from photos: canny/face edges or a pose map. Default auto: the model's own extractor (mclrt.json) "
+        "for photos, condition maps (black-and-white edge images, label PNGs, .npy, pose files) read as they are; none: --cond holds maps only.",
     ),
     exemplar_cond: Optional[Path] = typer.Option(
         None, "--exemplar-cond", help="The exemplar's own condition map (maskmix models; default: extracted from the photo)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary (images, outputs, failures, timings) as one JSON object."),
 ) -> None:
     """Translate condition maps into images that look like the exemplar."""
     from rich.console import Console
@@ -94,14 +99,23 @@ def infer(
         threads=threads,
     )
     rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
-    console.print(
-        f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
-        f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if json_output:
+        import json
+
+        print(json.dumps({
+            "images": summary.images, "written": [str(p) for p in summary.written], "failed": summary.failed,
+            "seconds": summary.seconds, "encode_seconds": summary.encode_seconds, "backend": summary.backend, "out": str(out),
+        }))
+    else:
+        console.print(
+            f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
+            f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.failed:
-        console.print(f"{len(summary.failed)} condition(s) failed and were skipped", highlight=False, soft_wrap=True)
+        if not json_output:
+            console.print(f"{len(summary.failed)} condition(s) failed and were skipped", highlight=False, soft_wrap=True)
         raise SystemExit(UserError.exit_code)
 
 
@@ -115,7 +129,7 @@ def run_infer(
     save_warp: bool = False,
     backend: Backend = Backend.auto,
     continue_on_error: bool = False,
-    extract: str = "none",
+    extract: str = "auto",
     exemplar_cond: Path | None = None,
     overwrite: bool = False,
     threads: int = 0,

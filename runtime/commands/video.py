@@ -61,7 +61,7 @@ def video(
         ..., "--out", help="A video file (.mp4/.m4v/.mov: mp4v, .avi/.mkv: MJPG), a folder (frame_NNNNNN.png), or - (raw RGB frames on stdout)."
     ),
     extract: Optional[Extract] = typer.Option(
-        None, "--extract", help="How each frame becomes a condition (none: the frames are condition maps). Default: the model's own extractor."
+        None, "--extract", help="How each frame becomes a condition (none: the frames are condition maps). Default: the model's own extractor (mclrt.json), as in infer."
     ),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="auto: the fastest backend that works here."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per translator run."),

@@ -101,13 +101,24 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     return img > 127
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Image files under `folder`, sorted by their path relative to it (so every machine sees one order)."""
+def list_images(folder: str | os.PathLike, recursive: bool = True, report_skipped: bool = False) -> list[Path]:
+    """Image files under `folder`, sorted by their path relative to it (so every machine sees one order).
+
+    With `report_skipped`, the other files found are named in one warning line ("skipped N: ...")
+    instead of being left out silently (commands that take a user's folder ask for it).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError("no such folder" if not folder.exists() else "not a folder", folder)
     pattern = "**/*" if recursive else "*"
-    found = [p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    files = [p for p in folder.glob(pattern) if p.is_file()]
+    found = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if report_skipped and found and len(found) < len(files):  # no images at all is an error the caller reports
+        from mclrt.runtime.notices import warn
+
+        skipped = sorted(p.relative_to(folder).as_posix() for p in files if p.suffix.lower() not in IMAGE_SUFFIXES)
+        named = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        warn(f"skipped {len(skipped)}: {named} (not images: {' '.join(IMAGE_SUFFIXES)})", folder)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -218,6 +229,13 @@ def _to_uint8(img: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     if img.dtype == np.uint8:
         return img
     if img.dtype == np.uint16:
+        if img.size and int(img.max()) <= 255:
+            # 8-bit data saved in a 16-bit file: scaled as 16-bit it would be black (or, as an edge map, empty).
+            from mclrt.runtime.notices import warn
+
+            warn("is a 16-bit image whose values all fit in 8 bits (max "
+                 f"{int(img.max())} of 65535); read as 8-bit values -- save it as an 8-bit image to silence this", path)
+            return img.astype(np.uint8)
         return (img >> 8).astype(np.uint8)  # what IMREAD_COLOR does with 16-bit files
     raise UserError(f"has pixel type {img.dtype}; expected an 8- or 16-bit photo", path)
 

@@ -1,7 +1,9 @@
 """What a user gives `mclrt infer` -> what the graphs take.
 
 Conditions, per the model's `condition.kind` (all float32 [L, H, W] in [0, 1] at the model's size):
-- edge: a grayscale edge image (white = edge), resized with nearest and thresholded at 50 %;
+- edge: a grayscale edge image (white = edge), thresholded at 50 %; enlarged with nearest, reduced so
+  that every line survives (a target pixel is an edge when any pixel it covers is: max-pooling by
+  area, since nearest would drop most of a 1-pixel line);
 - label: a class-id PNG, resized with nearest, one-hot over the model's classes;
 - pose: OpenPose keypoints (OpenPose JSON, or CoCosNet's `<name>_candidate.txt` + `<name>_subset.txt`)
   in pixels of the model's image size, drawn as CoCosNet's 20-channel pose map;
@@ -9,6 +11,10 @@ Conditions, per the model's `condition.kind` (all float32 [L, H, W] in [0, 1] at
   the 15-channel celeba-edge maps, which need CelebAMask-HQ part masks to draw;
 - or a raw photo with `--extract canny|face|pose`, which makes the condition on the fly (the photo is
   first resized to the model's size, so edges are as thick as in training).
+`--extract auto` (the default of `mclrt infer`) uses the model's own extractor (mclrt.json's
+`condition.extract`) for photos and reads condition maps as they are: an edge model's black-and-white
+images, .npy arrays and pose files are maps; a colour or grey-toned image is a photo.
+Input that is probably wrong but usable gets a one-line warning on stderr (runtime/notices.py).
 The exemplar is any photo: RGB, resized to the model's size (area), scaled to [-1, 1].
 
 The maps themselves are drawn by `mclrt.runtime.inputs.conditions`, the same code training uses.
@@ -28,13 +34,23 @@ from mclrt.runtime.inputs import conditions
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.inputs.image_io import IMAGE_SUFFIXES
 from mclrt.runtime.model_dir import ConditionSpec
+from mclrt.runtime.notices import warn
 
-EXTRACT_CHOICES = ("none", "canny", "face", "pose")
+EXTRACT_CHOICES = ("auto", "none", "canny", "face", "pose")
 # Which condition kind each extractor makes.
 EXTRACTED_KIND = {"canny": "edge", "face": "edge", "pose": "pose"}
 CANDIDATE_SUFFIX = "_candidate.txt"
 SUBSET_SUFFIX = "_subset.txt"
 _GLOB_CHARS = set("*?[")
+# An edge map is black and white; a grey photo is mostly mid-tones. Anti-aliased or JPEG-saved edge
+# maps have some mid-tones along their lines, far fewer than this share of all pixels.
+_PHOTO_MIDTONE_SHARE = 0.10
+_MIDTONES = (32, 224)
+_SKIPPED_NAMED = 3
+# Reducing an edge map more than this keeps its lines (max-pooling) but thickens and merges them,
+# unlike the 1-pixel Canny lines the model was trained on: worth one warning per image size.
+_LARGE_EDGE_FACTOR = 2.0
+_reported_edge_sizes: set[tuple[int, int]] = set()
 
 
 @dataclass(frozen=True)
@@ -50,26 +66,33 @@ class ConditionSource:
 
 
 def accepted_suffixes(kind: str, extract: str) -> tuple[str, ...]:
-    if extract != "none":
+    if extract not in ("none", "auto"):
         return IMAGE_SUFFIXES
-    return {
+    maps = {
         "edge": IMAGE_SUFFIXES + (".npy",),
         "label": IMAGE_SUFFIXES + (".npy",),
         "pose": (".json", CANDIDATE_SUFFIX, ".npy"),
         "celeba-edge": (".npy",),
     }[kind]
+    return maps + tuple(s for s in IMAGE_SUFFIXES if s not in maps) if extract == "auto" else maps
 
 
 def find_condition_sources(spec: str, condition: ConditionSpec, extract: str = "none") -> list[ConditionSource]:
     """Expand --cond (a file, a folder, or a glob pattern) into condition sources, sorted by path."""
     path = Path(spec)
+    extract = resolve_auto(extract, condition)
     if path.is_file():
         paths = [path]
     elif path.is_dir():
         suffixes = accepted_suffixes(condition.kind, extract)
-        paths = sorted(p for p in path.iterdir() if p.is_file() and _has_suffix(p, suffixes))
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        paths = [p for p in files if _has_suffix(p, suffixes)]
         if not paths:
             raise UserError(f"holds no condition files ({', '.join(suffixes)})", path)
+        skipped = [p.name for p in files if not _has_suffix(p, suffixes)]
+        if skipped:
+            named = ", ".join(skipped[:_SKIPPED_NAMED]) + (f" and {len(skipped) - _SKIPPED_NAMED} more" if len(skipped) > _SKIPPED_NAMED else "")
+            warn(f"skipped {len(skipped)}: {named} (not {' / '.join(suffixes)})", path)
     elif _GLOB_CHARS & set(spec):
         paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
         if not paths:
@@ -108,10 +131,19 @@ def _pair_pose_files(paths: list[Path]) -> list[ConditionSource]:
 # --- conditions ---------------------------------------------------------------------------------------------
 
 
+def resolve_auto(extract: str, condition: ConditionSpec) -> str:
+    """`auto` is the model's own extractor for photos; a model without one reads condition maps only."""
+    if extract == "auto" and condition.extract is None:
+        return "none"
+    return extract
+
+
 def check_extract(extract: str, condition: ConditionSpec) -> None:
     """--extract must make the kind of condition the model takes."""
     if extract not in EXTRACT_CHOICES:
         raise UserError(f"--extract must be one of {', '.join(EXTRACT_CHOICES)}, not {extract!r}")
+    if extract == "auto":
+        return  # the model's own extractor, checked per photo when one is found
     if extract != "none" and EXTRACTED_KIND[extract] != condition.kind:
         raise UserError(
             f"--extract {extract} makes {EXTRACTED_KIND[extract]} maps, but this model's condition is {condition.kind!r}"
@@ -124,9 +156,24 @@ def check_extract(extract: str, condition: ConditionSpec) -> None:
 def load_condition(source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none") -> np.ndarray:
     """The condition map float32 [L, H, W] in [0, 1] for one source; bad input is a UserError naming the file."""
     check_extract(extract, condition)
+    extract = resolve_auto(extract, condition)
+    name = source.path.name.lower()
+    is_image = _has_suffix(source.path, IMAGE_SUFFIXES)
+    if extract == "auto":
+        if not is_image:
+            extract = "none"  # .npy arrays and pose files are condition maps
+        elif condition.kind != "edge":
+            extract = condition.extract  # a label model has no extractor; pose and face models take photos
+        else:
+            rgb = conditions.load_rgb(source.path)
+            if _is_edge_map(rgb):
+                _warn_if_much_larger(rgb.shape[:2], size, source.path)
+                return _edge_image_to_map(rgb[:, :, 0], size)
+            check_extract(condition.extract, condition)
+            return condition_from_photo(rgb, condition.extract, size, source.path)
+        check_extract(extract, condition)
     if extract != "none":
         return condition_from_photo(conditions.load_rgb(source.path), extract, size, source.path)
-    name = source.path.name.lower()
     if name.endswith(".npy"):
         return _load_npy_condition(source.path, condition, size)
     if condition.kind == "edge":
@@ -153,15 +200,63 @@ def condition_from_photo(rgb: np.ndarray, extract: str, size: tuple[int, int], p
     raise ValueError(f"unknown extractor {extract!r}")
 
 
+def _is_grey(rgb: np.ndarray) -> bool:
+    return np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2])
+
+
+def _midtone_share(gray: np.ndarray) -> float:
+    return float(np.mean((gray >= _MIDTONES[0]) & (gray < _MIDTONES[1]))) if gray.size else 0.0
+
+
+def _is_edge_map(rgb: np.ndarray) -> bool:
+    """Black and white (a few grey pixels along lines at most): an edge map, not a photo."""
+    return _is_grey(rgb) and _midtone_share(rgb[:, :, 0]) < _PHOTO_MIDTONE_SHARE
+
+
 def _load_edge_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     rgb = conditions.load_rgb(path)  # grey files come back with three equal channels
-    if not (np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2])):
+    if not _is_grey(rgb):
         raise UserError(
             "is a colour image with 3 channels; an edge map has 1 (grayscale, white = edge). "
             "To make edges from a photo, pass --extract canny",
             path,
         )
-    gray = cv2.resize(rgb[:, :, 0], (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    share = _midtone_share(rgb[:, :, 0])
+    if share >= _PHOTO_MIDTONE_SHARE:
+        warn(
+            f"looks like a grayscale photo, not an edge map ({share:.0%} of its pixels are mid-grey); thresholded it "
+            "makes blobs, not lines -- to make edges from it, pass --extract canny",
+            path,
+        )
+    else:
+        _warn_if_much_larger(rgb.shape[:2], size, path)
+    return _edge_image_to_map(rgb[:, :, 0], size)
+
+
+def _warn_if_much_larger(shape: tuple[int, int], size: tuple[int, int], path: Path) -> None:
+    factor = min(shape[0] / size[0], shape[1] / size[1])
+    if factor > _LARGE_EDGE_FACTOR and tuple(shape) not in _reported_edge_sizes:
+        _reported_edge_sizes.add(tuple(shape))
+        warn(
+            f"edge map {shape[1]}x{shape[0]} is {factor:.1f}x the model's {size[1]}x{size[0]}: reduced keeping every line, "
+            "which thickens them; for lines like the training data's, give the photo instead (--extract canny)"
+            + " (other edge maps of this size are not reported)",
+            path,
+        )
+
+
+def _edge_image_to_map(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Grey uint8 edge image -> binary map [1, H, W] at `size`, keeping thin lines when reducing."""
+    height, width = size
+    edges = (gray > 127).astype(np.float32)
+    if edges.shape == (height, width):
+        return edges[None]
+    if edges.shape[0] >= height and edges.shape[1] >= width:
+        # Area reduction gives each target pixel the share of edge pixels it covers; any share is an
+        # edge (max-pooling), so a 1-pixel line stays a connected line instead of a dotted one.
+        covered = cv2.resize(edges, (width, height), interpolation=cv2.INTER_AREA)
+        return (covered > 1e-6).astype(np.float32)[None]
+    gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_NEAREST)
     return (gray > 127).astype(np.float32)[None]
 
 
@@ -253,7 +348,7 @@ def load_exemplar(
         if exemplar_condition is not None:
             own = load_condition(ConditionSource(Path(exemplar_condition).stem, Path(exemplar_condition)), condition, size)
         else:
-            how = extract if extract != "none" else (condition.extract or "none")
+            how = extract if extract not in ("none", "auto") else (condition.extract or "none")
             if how == "none":
                 raise UserError(
                     f"this model also needs the exemplar's own {condition.kind} map, which cannot be extracted "

@@ -161,12 +161,12 @@ def choose_plugin_impl(
 def resolve_targets(target: str, trt, caps: compat.Capabilities, device: CudaInfo) -> tuple[str, ...]:
     if caps.compute_capability_targets:
         available = compat.compute_capability_names(trt, caps)
-        if target == "auto":
+        if target.strip().lower() == "auto":
             if device.has_device:
                 return ("current",)
             # No GPU: an ahead-of-time build for the usual RTX generations.
             return tuple(t for t in compat.DEFAULT_RTX_TARGETS if t in available)
-        wanted = tuple(t.strip().lower() for t in target.split(",") if t.strip())
+        wanted = tuple(compat.normalize_compute_capability(t) for t in target.split(",") if t.strip())
         unknown = [t for t in wanted if t not in available and t != "current"]
         if unknown or not wanted:
             raise UserError(f"--target {target!r}: {caps.label} builds for {', '.join(available)} (or 'current' on a GPU)")
@@ -180,7 +180,7 @@ def resolve_targets(target: str, trt, caps: compat.Capabilities, device: CudaInf
         if not caps.hardware_compatibility_levels:
             raise UserError(f"--target ampere-plus: {caps.label} has no hardware-compatibility levels")
         return ("ampere-plus",)
-    wanted = tuple(t.strip().lower() for t in target.split(",") if t.strip())
+    wanted = tuple(compat.normalize_compute_capability(t) for t in target.split(",") if t.strip())
     here = device.gpus[0].sm if device.gpus else None
     if wanted != (here,):
         raise UserError(
@@ -538,14 +538,30 @@ def build_graph(
             f"(full report: {report_path})",
             onnx_path,
         )
-    extra = {"graph": graph, "onnx": str(onnx_path), "layer_report": report_path.name}
+    build_log = _write_build_log(folder / f"{graph}.build.log", log, fp16_result)
+    extra = {"graph": graph, "onnx": str(onnx_path), "layer_report": report_path.name, "build_log": build_log.name}
     if impl != IMPL_NONE:
         extra["plugin_registered"] = registration.registered(trt)  # what the registry held for this build
     cache.store(plan_path, plan_bytes, key, extra)
     notes = []
+    summary = fp16_result.conversion_summary() if fp16_result is not None else None
+    if summary:
+        notes.append(f"FP16 conversion: {summary}; each one in {build_log}")
     if report.source == "unavailable":
         notes.append("layer precisions could not be read back (no layer log, no GPU for the inspector)")
     return EngineResult(graph, plan_path, "built", time.perf_counter() - start, len(plan_bytes), report, fp16_result, notes, placement)
+
+
+def _write_build_log(path: Path, log: BuildLog, fp16_result) -> Path:
+    """Everything the build said, beside the plan: the FP16 converter's warnings, then TensorRT's log."""
+    lines = []
+    if fp16_result is not None:
+        lines.append(f"# FP16 conversion ({fp16_result.tool.name} {fp16_result.tool.version}): {len(fp16_result.conversion_warnings)} warning(s)")
+        lines += fp16_result.conversion_warnings
+    lines.append(f"# TensorRT: {len(log.messages)} message(s), {len(log.errors)} error(s)")
+    lines += log.messages
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), overwrite=True)
+    return path
 
 
 def _precision_report(resolved: ResolvedBuild, log: BuildLog, model, protected, plan_bytes: bytes) -> layer_report.PrecisionReport:

@@ -272,6 +272,23 @@ def set_weak_typing_precision(trt: ModuleType, caps: Capabilities, config, netwo
     return pinned
 
 
+def normalize_compute_capability(text: str) -> str:
+    """One spelling of a compute capability for every command: 'sm86', 'SM86', '8.6' and '86' -> 'sm86'.
+
+    `mclrt engine build --target` and `mclrt check --target` both read targets through here; the
+    other values --target takes ('auto', 'current', 'ampere-plus') pass through lowercased.
+    """
+    value = text.strip().lower()
+    if value.startswith("sm"):
+        value = value[2:]
+    if "." in value:
+        major, _, minor = value.partition(".")
+        value = major + minor if major.isdigit() and minor.isdigit() and len(minor) == 1 else value
+    if value.isdigit() and len(value) in (2, 3):
+        return f"sm{value}"
+    return text.strip().lower()
+
+
 def compute_capability_names(trt: ModuleType, caps: Capabilities) -> list[str]:
     """Targets the installed RTX bindings can build for, e.g. ['sm75', 'sm80', ...]."""
     if not caps.compute_capability_targets:

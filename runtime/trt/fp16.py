@@ -26,6 +26,8 @@ FP32); `check_fp16_model` verifies that, and that every protected node reads and
 from __future__ import annotations
 
 import re
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Collection, Mapping
 
@@ -311,6 +313,33 @@ class Fp16Result:
     protected: ProtectedNodes
     check: Fp16Check
     max_abs_error: dict[str, float]  # per output, FP16 ONNX vs FP32 ONNX on ONNX Runtime's CPU provider
+    # What the converter warned about, one message each (onnxconverter-common warns once per weight it
+    # clamps into FP16's range: ~110 lines for the demo model). Kept for the build log, summarised on screen.
+    conversion_warnings: tuple[str, ...] = ()
+
+    def conversion_summary(self) -> str | None:
+        """One line for the terminal, e.g. "onnxconverter-common clamped 58 float32 constant(s) to ±1e-07 (too small for FP16)"."""
+        return summarize_conversion_warnings(self.tool.name, self.conversion_warnings)
+
+
+_TRUNCATED = re.compile(r"the float32 number (\S+) will be truncated to (\S+)")
+
+
+def summarize_conversion_warnings(tool: str, messages: Collection[str]) -> str | None:
+    if not messages:
+        return None
+    clamped = Counter()
+    other = 0
+    for message in messages:
+        match = _TRUNCATED.search(message)
+        if match:
+            clamped[match.group(2).lstrip("-")] += 1
+        else:
+            other += 1
+    parts = [f"clamped {count} float32 constant(s) to ±{target}" for target, count in sorted(clamped.items())]
+    if other:
+        parts.append(f"{other} other warning(s)")
+    return f"{tool} {', '.join(parts)} (too small for FP16)"
 
 
 def make_fp16_onnx(
@@ -328,10 +357,14 @@ def make_fp16_onnx(
     tool = tool or available_tool()
     model = name_unnamed_nodes(source)
     protected = find_protected_nodes(model)
-    converted = convert_to_fp16(model, protected.names if keep_fp32 is None else keep_fp32, tool)
+    # Record the converter's warnings instead of letting ~110 of them scroll past: the builder writes
+    # them to the build log and prints one summary line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = convert_to_fp16(model, protected.names if keep_fp32 is None else keep_fp32, tool)
     check = check_fp16_model(model, converted, protected)
     errors = {} if feed is None else max_abs_errors(_run_cpu(model, feed), _run_cpu(converted, feed))
-    return converted, Fp16Result(tool, protected, check, errors)
+    return converted, Fp16Result(tool, protected, check, errors, tuple(str(w.message) for w in caught))
 
 
 def _run_cpu(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

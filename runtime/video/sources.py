@@ -245,7 +245,7 @@ class FolderSource(FrameSource):
     """Image files in a folder (not its subfolders), in name order: number them with leading zeros."""
 
     def __init__(self, folder: Path):
-        self._paths = list_images(folder, recursive=False)
+        self._paths = list_images(folder, recursive=False, report_skipped=True)
         if not self._paths:
             raise UserError(f"holds no frames (image files: {', '.join(IMAGE_SUFFIXES)})", folder)
         super().__init__(str(folder), total=len(self._paths))
