@@ -33,6 +33,7 @@ from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
 from mclrt.runtime.inputs.preprocess import load_exemplar
 from mclrt.runtime.runners import RunnerError
+from mclrt.runtime.threads import cap_threads
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
 from mclrt.runtime.video.report import VideoReport
@@ -96,7 +97,7 @@ def video(
         size=size,
         overwrite=overwrite,
         exemplar_cond=exemplar_cond,
-        threads=threads,
+        threads=cap_threads(threads),
         console=console,
     )
     if json_report:
