@@ -331,6 +331,11 @@ def test_a_full_disk_under_a_frame_folder_counts_every_frame(ws, full_output):
 # --- Ctrl-C -------------------------------------------------------------------------------------------------
 
 
+def finished_png_in(folder: Path) -> bool:
+    """A renamed, complete output (temporaries are hidden: `.<name>.<random>.tmp.png`)."""
+    return folder.exists() and any(p.suffix == ".png" and not p.name.startswith(".") for p in folder.iterdir())
+
+
 def _interrupt_when(process: subprocess.Popen, ready, timeout: float = 120) -> tuple[str, str]:
     """SIGINT `process` as soon as `ready()` holds (the first output exists)."""
     deadline = time.monotonic() + timeout
@@ -353,7 +358,7 @@ def test_ctrl_c_mid_folder_says_what_was_written_and_skip_existing_finishes(ws, 
     out = tmp_path / "out"
     args = [*CLI, "infer", "--model", ws / "model", "--cond", conds, "--exemplar", ws / "exemplar.png", "--out", out]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = _interrupt_when(process, lambda: out.exists() and any(p.suffix == ".png" for p in out.iterdir()))
+    stdout, stderr = _interrupt_when(process, lambda: finished_png_in(out))
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     written = assert_complete_outputs(out)
     interrupted = [line for line in stdout.splitlines() if line.startswith("interrupted: ")]
@@ -377,7 +382,7 @@ def test_ctrl_c_mid_video_accounts_for_every_frame(ws, tmp_path, inputs_unchange
          "--max-queue", "1", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    stdout, stderr = _interrupt_when(process, lambda: out.exists() and any(p.suffix == ".png" for p in out.iterdir()))
+    stdout, stderr = _interrupt_when(process, lambda: finished_png_in(out))
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     frames = json.loads(stdout)["frames"]
     assert frames["read"] == frames["written"] and frames["dropped"] == frames["failed"] == 0
