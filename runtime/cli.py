@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except SystemExit as exc:  # typer/click exits (e.g. --help)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except SystemExit as exc:  # typer/click exits (e.g. --help) and a command's own exit status
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # what the interpreter does with SystemExit("message")
+        return 1
     except _click_exceptions().ClickException as exc:  # usage errors carry their own exit code
         exc.show()
         return exc.exit_code

@@ -401,3 +401,23 @@ def test_threads_beyond_the_available_cores_are_capped_with_a_warning(ws, tmp_pa
     )  # fmt: skip
     assert code == 0, err
     assert f"warning: --threads 500 is more than the {cores} core(s) available; using {cores}" in err
+
+
+# --- a bug ----------------------------------------------------------------------------------------------------
+
+
+def test_a_bug_ends_in_its_own_traceback_once_not_a_crash_of_the_handler():
+    """An exception mclrt did not expect is a bug: exit 1 with its one traceback (the handler used to
+    crash on click.exceptions.Abort, which typer's bundled click lacks: two tracebacks)."""
+    script = (
+        "import sys\n"
+        "from mclrt.runtime import cli\n"
+        "@cli.app.command('explode')\n"
+        "def explode() -> None:\n"
+        "    raise ZeroDivisionError('a bug')\n"
+        "sys.exit(cli.main(['explode']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.count("Traceback") == 1 and done.stderr.strip().endswith("ZeroDivisionError: a bug"), done.stderr
+    assert "AttributeError" not in done.stderr
