@@ -9,5 +9,5 @@ Where things live (imports point down this list, never up):
     trt/         TensorRT: version table, plugin, FP16 recipe, builder, engine cache, runner
     kernels/     the CorrespondenceSoftmax kernel (Triton) and its torch-free launcher
     inputs/      what a user gives: reading images, condition extraction, preprocessing, package photos
-    model_dir.py, pipeline.py, runners.py, backends.py, image_out.py, fsutil.py, errors.py: the core
+    model_dir.py, pipeline.py, runners.py, backends.py, image_out.py, fsutil.py, threads.py, errors.py: the core
 """
