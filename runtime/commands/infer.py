@@ -215,12 +215,14 @@ def run_infer(
     sources = found if shard is None else [source for source in found if shard_of(source.stem, shard[1]) == shard[0]]
     summary.assigned = len(sources)
     given = [model_path, exemplar_path, *([exemplar_cond] if exemplar_cond else []), *(s.path for s in found)]
+    given += [s.subset for s in found if s.subset is not None]
     given += [Path(cond)] if Path(cond).is_dir() else []
     check_output_location(out, given)
     skip_existing = skip_existing or shard is not None  # a shard re-run picks up where it stopped
     if skip_existing and not overwrite:
         summary.skipped = [s.stem for s in sources if all(p.exists() for p in output_paths(out, s.stem, save_warp))]
-        sources = [s for s in sources if s.stem not in set(summary.skipped)]
+        finished = set(summary.skipped)
+        sources = [s for s in sources if s.stem not in finished]
     _check_outputs(out, sources, found, exemplar_path, save_warp, overwrite, skip_existing)
     if not sources:
         return summary
@@ -290,7 +292,7 @@ def _check_outputs(
     """Refuse before any work, rather than halfway, when an output exists or would replace an input."""
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
-    inputs = {p.resolve() for p in [exemplar, *(s.path for s in found)]}
+    inputs = {p.resolve() for p in [exemplar, *(s.path for s in found), *(s.subset for s in found if s.subset is not None)]}
     for source in sources:
         for path in output_paths(out, source.stem, save_warp):
             if path.resolve() in inputs:
