@@ -5,6 +5,7 @@ runs of the CLI with a tiny real model over a folder of conditions."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def test_three_shards_translate_every_input_exactly_once_and_a_rerun_writes_noth
     assert code == 0, err
     assert f"shard 1/3: {len(by_shard[1])} of {COUNT} input(s); 0 translated, {len(by_shard[1])} already done" in stdout
     assert outputs(out) == finished and {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+    code, stdout, err = run_shard(capsys, ws, out, "2/3", "--json")  # the same summary, for a scheduler to collect
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["shard"] == {"index": 2, "count": 3} and report["inputs"] == COUNT
+    assert report["assigned"] == len(by_shard[2]) and report["images"] == 0 and report["written"] == []
+    assert {f"{stem}.png" for stem in report["skipped"]} == by_shard[2]
+    assert outputs(out) == finished
 
 
 def test_a_shard_is_the_same_whatever_else_is_in_the_folder(ws, tmp_path, capsys):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,10 @@ class InferSummary:
             f"{len(self.skipped)} already done, {len(self.failed)} failed, {len(self.not_written)} not reached"
         )
 
-    def to_json_dict(self) -> dict:
+    def to_json_dict(self, out: Path) -> dict:
+        """What `infer --json` prints: the counts above, the files written and, with --shard, the shard."""
         return {
+            "out": str(out),
             "images": self.images, "written": [str(p) for p in self.written], "failed": self.failed,
             "skipped": self.skipped, "not_written": self.not_written, "interrupted": self.interrupted,
             "inputs": self.inputs, "assigned": self.assigned,
@@ -131,6 +134,7 @@ def infer(
     shard: Optional[str] = typer.Option(
         None, "--shard", help="K/N: translate only shard K (0..N-1) of N, so N machines share a folder (implies --skip-existing)."
     ),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary (outputs, failures, shard, timings) as one JSON object."),
 ) -> None:
     """Translate condition maps into images that look like the exemplar."""
     from rich.console import Console
@@ -152,26 +156,36 @@ def infer(
         skip_existing=skip_existing,
         shard=None if shard is None else parse_shard(shard),
     )
-    rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
-    if not summary.backend:  # nothing left to translate: every output of this run existed
-        console.print(f"nothing to do: the outputs of all {summary.assigned} condition(s) exist in {out}", highlight=False, soft_wrap=True)
+    if json_output:
+        print(json.dumps(summary.to_json_dict(out)))
     else:
-        console.print(
-            f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
-            f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if summary.skipped and summary.shard is None:
-        console.print(f"{len(summary.skipped)} condition(s) already had their outputs (skipped)", highlight=False, soft_wrap=True)
-    if summary.shard is not None:
-        console.print(summary.shard_line(), highlight=False, soft_wrap=True)
+        _print_summary(console, summary, out)
     if summary.interrupted:
-        console.print(_interrupted_line(summary), highlight=False, soft_wrap=True)
         raise SystemExit(EXIT_INTERRUPTED)
     if summary.failed:
-        console.print(f"{len(summary.failed)} condition(s) failed and were skipped", highlight=False, soft_wrap=True)
         raise SystemExit(EXIT_INCOMPLETE)
+
+
+def _print_summary(console, summary: InferSummary, out: Path) -> None:
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
+    if not summary.backend:  # nothing left to translate: every output of this run existed
+        say(f"nothing to do: the outputs of all {summary.assigned} condition(s) exist in {out}")
+    else:
+        say(
+            f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
+            f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}"
+        )
+    if summary.skipped and summary.shard is None:
+        say(f"{len(summary.skipped)} condition(s) already had their outputs (skipped)")
+    if summary.shard is not None:
+        say(summary.shard_line())
+    if summary.interrupted:
+        say(_interrupted_line(summary))
+    elif summary.failed:
+        say(f"{len(summary.failed)} condition(s) failed and were skipped")
 
 
 def _interrupted_line(summary: InferSummary) -> str:
