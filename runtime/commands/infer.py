@@ -171,13 +171,13 @@ def _print_summary(console, summary: InferSummary, out: Path) -> None:
         console.print(text, highlight=False, soft_wrap=True)
 
     rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
-    if not summary.backend:  # nothing left to translate: every output of this run existed
-        say(f"nothing to do: the outputs of all {summary.assigned} condition(s) exist in {out}")
-    else:
+    if summary.backend:
         say(
             f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
             f"exemplar encoded once in {summary.encode_seconds:.2f} s) on {summary.backend} -> {out}"
         )
+    elif not summary.interrupted:  # nothing left to translate: every output of this run existed
+        say(f"nothing to do: the outputs of all {summary.assigned} condition(s) exist in {out}")
     if summary.skipped and summary.shard is None:
         say(f"{len(summary.skipped)} condition(s) already had their outputs (skipped)")
     if summary.shard is not None:
@@ -243,7 +243,8 @@ def run_infer(
     exemplar = load_exemplar(exemplar_path, spec, size, extract, exemplar_cond)
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
-    done: set[str] = set()
+    done: set[str] = set()  # stems translated or reported failed
+    loop_start = None
     try:
         with TranslationPipeline.open(model, backend, threads) as pipeline:
             start = time.perf_counter()
@@ -252,43 +253,43 @@ def run_infer(
             colours = _colour_exemplar(model, encoded) if save_warp else None
             summary.backend = describe(pipeline.translator)
             loop_start = time.perf_counter()
-            try:
-                with _progress(errors, len(sources), summary.backend) as progress:
-                    task = progress.add_task("translating", total=len(sources))
-                    for first in range(0, len(sources), batch):
-                        chunk = sources[first : first + batch]
-                        good, maps = [], []
-                        for source in chunk:
+            with _progress(errors, len(sources), summary.backend) as progress:
+                task = progress.add_task("translating", total=len(sources))
+                for first in range(0, len(sources), batch):
+                    chunk = sources[first : first + batch]
+                    good, maps = [], []
+                    for source in chunk:
+                        try:
+                            maps.append(load_condition(source, spec, size, extract))
+                            good.append(source)
+                        except UserError as err:
+                            if not continue_on_error:
+                                raise UserError(f"{err.problem}; {_stopped(summary, sources)}", err.path) from err
+                            summary.failed.append(str(err))
+                            done.add(source.stem)
+                            progress.console.print(f"error: {err} (skipped)", markup=False)
+                    if good:
+                        result = pipeline.translate(np.stack(maps), encoded)
+                        corr = pipeline.translate(np.stack(maps), colours[0]) if colours else None
+                        for i, source in enumerate(good):
                             try:
-                                maps.append(load_condition(source, spec, size, extract))
-                                good.append(source)
-                            except UserError as err:
-                                if not continue_on_error:
-                                    raise UserError(f"{err.problem}; {_stopped(summary, sources)}", err.path) from err
-                                summary.failed.append(str(err))
-                                done.add(source.stem)
-                                progress.console.print(f"error: {err} (skipped)", markup=False)
-                        if good:
-                            result = pipeline.translate(np.stack(maps), encoded)
-                            corr = pipeline.translate(np.stack(maps), colours[0]) if colours else None
-                            for i, source in enumerate(good):
-                                try:
-                                    summary.written += _write_outputs(
-                                        out, source, model, maps[i], exemplar.rgb, result.images[i], result.warped[i],
-                                        None if corr is None else (colours[1], corr.warped[i]), overwrite, skip_existing,
-                                    )
-                                except OutputWriteError as err:  # a full disk fails every file after it: stop
-                                    raise OutputWriteError(f"{err.problem}; {_stopped(summary, sources)}", err.path) from err
-                                summary.images += 1
-                                summary.translated.append(source.stem)
-                                done.add(source.stem)
-                        progress.advance(task, len(chunk))
-            except KeyboardInterrupt:
-                summary.interrupted = True
-                summary.not_written = [s.stem for s in sources if s.stem not in done]
-            summary.seconds = time.perf_counter() - loop_start
+                                summary.written += _write_outputs(
+                                    out, source, model, maps[i], exemplar.rgb, result.images[i], result.warped[i],
+                                    None if corr is None else (colours[1], corr.warped[i]), overwrite, skip_existing,
+                                )
+                            except OutputWriteError as err:  # a full disk fails every file after it: stop
+                                raise OutputWriteError(f"{err.problem}; {_stopped(summary, sources)}", err.path) from err
+                            summary.images += 1
+                            summary.translated.append(source.stem)
+                            done.add(source.stem)
+                    progress.advance(task, len(chunk))
+    except KeyboardInterrupt:  # while loading, encoding or translating: every file on disk is complete
+        summary.interrupted = True
+        summary.not_written = [source.stem for source in sources if source.stem not in done]
     except RunnerError as err:
         raise UserError(str(err), model.path) from err
+    finally:
+        summary.seconds = time.perf_counter() - loop_start if loop_start is not None else 0.0
     return summary
 
 
