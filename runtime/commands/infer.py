@@ -132,7 +132,7 @@ def infer(
         False, "--skip-existing", help="Skip conditions whose outputs all exist: resume an interrupted or partly failed run."
     ),
     shard: Optional[str] = typer.Option(
-        None, "--shard", help="K/N: translate only shard K (0..N-1) of N, so N machines share a folder (implies --skip-existing)."
+        None, "--shard", metavar="K/N", help="Translate only shard K (0..N-1) of N, so N machines share a folder (implies --skip-existing)."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary (outputs, failures, shard, timings) as one JSON object."),
 ) -> None:
