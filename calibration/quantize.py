@@ -36,7 +36,7 @@ from mclrt.calibration.calibrate import METHODS, calibrate, require_calibration_
 from mclrt.calibration.encodings import ENCODINGS, TRT, Encoding, check_modelopt, quantize_with_modelopt, quantize_with_ort
 from mclrt.calibration.sweep import GroupSensitivity, sweep
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.fsutil import atomic_directory
+from mclrt.runtime.fsutil import atomic_directory, check_output_location
 from mclrt.runtime.model_dir import GRAPH_FILES, ModelDir, load_model_dir, write_manifest
 from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
 
@@ -151,6 +151,9 @@ def _check_inputs(options: QuantizeOptions) -> ModelDir:
         raise UserError("already exists (pass --overwrite to replace it)", options.out)
     if options.out.exists() and not options.out.is_dir():
         raise UserError("exists and is not a directory; refusing to replace it", options.out)
+    # --overwrite replaces --out as a whole: it must hold none of the calibration photos or conditions.
+    given = [p for p in (Path(options.calib), options.calib_cond) if p is not None and p.exists()]
+    check_output_location(options.out, given, replaces_folder=True)
     return model
 
 

@@ -37,6 +37,7 @@ def quantize(
 
     from mclrt.calibration.quantize import QuantizeOptions, quantize_model_dir, result_summary
     from mclrt.calibration.report import print_tables
+    from mclrt.runtime.threads import cap_threads
 
     options = QuantizeOptions(
         model=model,
@@ -51,7 +52,7 @@ def quantize(
         sweep=sweep,
         sweep_only=tuple(sweep_only or ()),
         tool=tool,
-        threads=threads,
+        threads=cap_threads(threads),
         overwrite=overwrite,
     )
     status = Console(stderr=True)

@@ -41,6 +41,9 @@ def export(
     from mclrt.export.onnx_export import ExportOptions, check_destination, export_model_dir
 
     check_destination(out, overwrite)  # before minutes of work, not after
+    from mclrt.runtime.fsutil import check_output_location
+
+    check_output_location(out, [checkpoint] if checkpoint is not None else [], replaces_folder=True)
     console = Console(stderr=True)
     with console.status("loading the model"):
         source = init_model(init, seed or 0) if init is not None else load_checkpoint_source(checkpoint, ema=ema)

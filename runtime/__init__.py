@@ -8,8 +8,9 @@ Where things live (imports point down this list, never up):
     video/       the streaming pipeline behind `mclrt video` (sources, stages, sinks, frame accounting)
     trt/         TensorRT: version table, plugin, FP16 recipe, builder, engine cache, runner
     kernels/     the CorrespondenceSoftmax kernel (Triton) and its torch-free launcher
+    jetson/      Jetson facts (board, JetPack, DLA, power mode) and tegrastats telemetry
     inputs/      what a user gives: reading images, condition extraction, preprocessing, package photos
-    model_dir.py, pipeline.py, runners.py, backends.py, image_out.py, fsutil.py, errors.py: the core
+    model_dir.py, pipeline.py, runners.py, backends.py, image_out.py, fsutil.py, threads.py, errors.py: the core
     notices.py   one-line warnings for input that is probably wrong (the counterpart of errors.py)
     model_info.py `info --model`: what a model directory holds
 """

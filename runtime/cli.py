@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from mclrt.runtime.errors import UserError
+from mclrt.runtime.errors import EXIT_INTERRUPTED, UserError
 
 
 def _plain_flags(params: list) -> list:
@@ -107,7 +107,12 @@ app.command("check", cls=_Command)(check)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script: one-line errors with exit code 2 unless --debug."""
+    """Entry point of the console script: one-line errors and the exit codes of runtime/errors.py.
+
+    A UserError prints one line (its traceback only with --debug); click's usage errors print their
+    usage message; Ctrl-C exits 130. Anything else is a bug in mclrt: it propagates with one
+    traceback and exit code 1.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
@@ -120,23 +125,28 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as exc:  # typer/click exits (e.g. --help)
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors carry their own exit code
-        try:
-            import click
-        except ImportError:  # typer >= 0.25 vendors click as typer._click instead of depending on it
-            from typer import _click as click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            return 130
-        raise
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # typer/click exits (e.g. --help) and a command's own exit status
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # what the interpreter does with SystemExit("message")
+        return 1
+    except _click_exceptions().ClickException as exc:  # usage errors carry their own exit code
+        exc.show()
+        return exc.exit_code
+    except typer.Abort:  # end of input at a prompt (typer turns Ctrl-C itself into exit code 130)
+        print("aborted", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
+
+
+def _click_exceptions():
+    """click's exception module: typer >= 0.25 vendors click as typer._click instead of depending on it."""
+    try:
+        from click import exceptions
+    except ImportError:
+        from typer._click import exceptions
+    return exceptions
 
 
 if __name__ == "__main__":

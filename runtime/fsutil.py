@@ -1,16 +1,26 @@
-"""Files written so that a crash or a bad input never leaves a partial file or clobbers a user's file."""
+"""Files written so that a crash or a bad input never leaves a partial file or clobbers a user's file.
+
+Every command that writes calls `check_output_location` before it loads a model: the output must be
+writable (a probe file, so a read-only mount is caught even for root, whom permissions do not stop)
+and must lie apart from every input, so that `--overwrite` can never replace what the user gave.
+A write that fails part way (disk full, file size limit) becomes an `OutputWriteError` naming the file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from mclrt.runtime.errors import UserError
+from mclrt.runtime.errors import OutputWriteError, UserError
+
+# OSErrors that mean "this output cannot be written here", as opposed to a bug.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -31,19 +41,21 @@ def atomic_path(final: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     final = Path(final)
     if final.exists() and not overwrite:
         raise UserError("already exists (pass --overwrite to replace it)", final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the user's usual mode
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        with _write_errors_name(final):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            yield tmp
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the user's usual mode
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 
@@ -63,11 +75,13 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
             raise UserError("already exists (pass --overwrite to replace it)", final)
         if not final.is_dir() or final.is_symlink():
             raise UserError("exists and is not a directory; refusing to replace it", final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    with _write_errors_name(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     old = tmp.with_name(tmp.name.removesuffix(".tmp") + ".old")
     try:
-        yield tmp
+        with _write_errors_name(final):
+            yield tmp
         for path in tmp.rglob("*"):
             if path.is_file():
                 with open(path, "rb") as f:
@@ -94,6 +108,57 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
 def atomic_write_bytes(final: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
     with atomic_path(final, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
+
+
+def check_output_location(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), replaces_folder: bool = False) -> None:
+    """Before any work: refuse an output that cannot be written or that would touch an input.
+
+    `inputs` are the files and folders the user gave (model directory, conditions, exemplar, source).
+    Refused: `out` is an input, or lies inside an input folder; and when the command replaces `out`
+    as a whole folder (`replaces_folder`: export, quantize, engine build with --overwrite), an input
+    inside `out`. Paths are compared resolved, so symlinks and relative paths cannot hide an overlap.
+    """
+    check_apart(out, inputs, replaces_folder)
+    check_writable(out)
+
+
+def check_apart(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], replaces_folder: bool = False) -> None:
+    target = Path(out).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if target == source:
+            raise UserError(f"is also an input ({given}); choose another output", out)
+        if source.is_dir() and target.is_relative_to(source):
+            raise UserError(f"is inside the input folder {given}; choose an output outside it", out)
+        if replaces_folder and source.is_relative_to(target):
+            raise UserError(f"holds the input {given}, which replacing it would delete; choose another output", out)
+
+
+def check_writable(out: str | os.PathLike) -> None:
+    """Create and remove a probe file in `out` (a folder) or the nearest folder that exists above it."""
+    target = Path(out)
+    folder = target if target.is_dir() else target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"cannot be created: {folder} is not a folder", out)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mclrt-write-check.", dir=folder)
+    except OSError as err:
+        raise UserError(f"cannot be written: {err.strerror or err} ({folder})", out) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+@contextlib.contextmanager
+def _write_errors_name(final: Path) -> Iterator[None]:
+    """An OSError that means the file system refused the write becomes a one-line error naming `final`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _WRITE_ERRNOS:
+            raise
+        raise OutputWriteError(f"cannot be written: {err.strerror}", final) from err
 
 
 def _umask() -> int:

@@ -27,7 +27,7 @@ import numpy as np
 import typer
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.fsutil import atomic_path, sha256_file
+from mclrt.runtime.fsutil import atomic_path, check_output_location, sha256_file
 
 try:  # numpy >= 2 moved the module; pickles written by numpy 1.x still name numpy.core
     from numpy._core.multiarray import _reconstruct
@@ -106,6 +106,7 @@ def convert(source: Path, out: Path, overwrite: bool = False) -> tuple[str, str]
 
     if not source.is_file():
         raise UserError("no such file", source)
+    check_output_location(out, [source])
     source_sha256 = sha256_file(source)
     tensors = lpips_vgg16_to_torchvision(read_numpy_pickle(source), source)
     provenance = {

@@ -34,7 +34,7 @@ from mclrt.runtime.inputs.conditions import (
     write_candidate_subset,
 )
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.fsutil import atomic_path
+from mclrt.runtime.fsutil import atomic_path, check_output_location
 from mclrt.runtime.inputs.landmarks import MEDIAPIPE_INSTALL, mediapipe_available
 from mclrt.tools._cli import run_tool
 
@@ -62,6 +62,7 @@ def prepare_conditions(
     if not photos:
         raise UserError("holds no photos (.jpg, .png, .webp, .bmp, .tif)", photos_dir)
     relatives = [photo.relative_to(photos_dir) for photo in photos]
+    check_output_location(out, [photos_dir])  # conditions over the photos would replace them (--overwrite)
     if not overwrite:
         for relative in relatives:
             for target in output_paths(relative, out, kind):

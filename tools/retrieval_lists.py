@@ -28,7 +28,7 @@ from rich.progress import track
 
 from mclrt.runtime.inputs.conditions import list_images, load_rgb
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.fsutil import atomic_path
+from mclrt.runtime.fsutil import atomic_path, check_writable
 from mclrt.tools._cli import run_tool
 
 # uint8 RGB images [B, S, S, 3] -> features [B, D]
@@ -127,6 +127,7 @@ def retrieval_lists(
     """Write each image's K nearest neighbours (cosine of pooled VGG features), most similar first."""
     if out.exists() and not overwrite:
         raise UserError("already exists (pass --overwrite to replace it)", out)
+    check_writable(out)
     if features is Features.pixels:
         feature_fn, size = pixel_features, 64
     else:

@@ -235,7 +235,9 @@ def main_command(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Per-frame latency and throughput of `mclrt video` as ratios to `mclrt bench`, from one run."""
-    result = measure(model, frames, live_frames, backend, runs, warmup, threads, max_queue)
+    from mclrt.runtime.threads import cap_threads
+
+    result = measure(model, frames, live_frames, backend, runs, warmup, cap_threads(threads), max_queue)
     if json_output:
         print(json.dumps({**asdict(result), "latency_target": LATENCY_TARGET, "throughput_target": THROUGHPUT_TARGET}))
     else:

@@ -30,7 +30,9 @@ def bench(
     from mclrt.runtime.backends import resolve_backend
     from mclrt.runtime.bench.latency import BenchOptions, run_benchmark
     from mclrt.runtime.errors import UserError
+    from mclrt.runtime.threads import cap_threads
 
+    threads = cap_threads(threads)
     if profile and resolve_backend(backend) is not Backend.ort:
         raise UserError("--profile reads ONNX Runtime's profiler: use it with --backend ort")
     from mclrt.runtime.jetson import telemetry

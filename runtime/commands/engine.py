@@ -32,6 +32,7 @@ def build(
     from rich.console import Console
     from rich.table import Table
 
+    from mclrt.runtime.fsutil import check_writable
     from mclrt.runtime.model_dir import load_model_dir
     from mclrt.runtime.trt import builder
 
@@ -49,6 +50,8 @@ def build(
         skip_memory_check=skip_memory_check,
     )
     model_dir = load_model_dir(model)
+    # Before TensorRT is even looked for: a read-only --out (or cache) is refused in one line.
+    check_writable(out if out is not None else builder.default_out_dir(model_dir))
     results = builder.build_engines(model_dir, options, out=out, progress=lambda text: console.print(f"[dim]{text}[/dim]"))
 
     if json_output:

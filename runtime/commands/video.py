@@ -6,10 +6,14 @@ Where things go:
 - with `--out -` the `--json` report is the last line on stderr, so it never corrupts the frame stream;
 - everything else (the start line, one line per skipped frame, the progress bar on a terminal, the
   summary) goes to stderr.
-Exit codes: 0 when the source ended; 130 when Ctrl-C stopped the run (after the frames in flight
-were written and the output finalized, so it plays); 2 for bad input (one line, no traceback).
-A second Ctrl-C aborts at once and removes the unfinished output, as does a Ctrl-C that comes before
-the first frame was written (exit code 130 in both cases).
+Exit codes (runtime/errors.py, README "Exit codes"): 0 when every frame the source gave is in the
+output (or was dropped by --drop-late, which asks for that); 3 when some frames failed (a damaged
+frame, an extraction that found nothing, a write the disk refused) -- each is reported on its line and
+counted; 130 when Ctrl-C stopped the run (after the frames in flight were written and the output
+finalized, so it plays); 2 for bad input (one line, no traceback). A second Ctrl-C aborts at once and
+removes the unfinished output, as does a Ctrl-C that comes before the first frame was written (exit
+code 130 in both cases). A video file is read back when it is finished: if it holds fewer frames than
+were written (disk full), it is removed and the run fails with exit code 3.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from typing import Iterator, Optional
 import typer
 
 from mclrt.runtime.backends import Backend, describe
-from mclrt.runtime.errors import UserError
+from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, OutputWriteError, UserError
+from mclrt.runtime.fsutil import check_output_location
 from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
 from mclrt.runtime.inputs.preprocess import load_exemplar
 from mclrt.runtime.runners import RunnerError
+from mclrt.runtime.threads import cap_threads
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
 from mclrt.runtime.video.report import VideoReport
@@ -41,7 +47,6 @@ from mclrt.runtime.video.sources import open_source, parse_size
 from mclrt.runtime.video.stream import FrameStream, StreamSettings, run_stream
 
 DEFAULT_FPS = 25.0
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C stopped
 
 
 class Extract(str, enum.Enum):
@@ -99,7 +104,7 @@ def video(
             size=size,
             overwrite=overwrite,
             exemplar_cond=exemplar_cond,
-            threads=threads,
+            threads=cap_threads(threads),
             console=console,
         )
     power = telemetry.report(sampler.summary(), report.fps)  # None off a Jetson: the output is unchanged
@@ -114,7 +119,9 @@ def video(
         if power is not None:
             console.print(telemetry.summary_line(power), markup=False)
     if report.interrupted:
-        raise SystemExit(INTERRUPTED_EXIT_CODE)
+        raise SystemExit(EXIT_INTERRUPTED)
+    if report.failed:
+        raise SystemExit(EXIT_INCOMPLETE)
 
 
 def run_video(
@@ -143,6 +150,10 @@ def run_video(
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     raw_size = parse_size(size) if size is not None else None
     check_output(out, overwrite)
+    if out != STDOUT:
+        given = [model_path, exemplar_path, *([exemplar_cond] if exemplar_cond else [])]
+        given += [source_spec] if Path(source_spec).exists() else []
+        check_output_location(out, given)
     with open_source(source_spec, raw_size) as source:
         model = load_model_dir(model_path)
         spec, image_size = model.condition, model.image_size
@@ -174,10 +185,10 @@ def run_video(
                     with _progress(console, source.total) as tick, _stop_on_interrupt(stream, console):
                         run_stream(stream, on_tick=lambda: tick(ledger, stream))
                     # Raised inside the sink's block, so an output without a single frame is not kept.
-                    if ledger.written == 0 and stream.stop_requested:
+                    if ledger.written == 0 and stream.interrupted:
                         raise KeyboardInterrupt  # Ctrl-C before the first frame was written
                     if ledger.written == 0:
-                        raise UserError(
+                        raise (OutputWriteError if stream.write_failed else UserError)(
                             f"no frame was written ({ledger.read} read, {ledger.dropped} dropped, {ledger.failed} failed)", out
                         )
         except RunnerError as err:
@@ -191,10 +202,11 @@ def run_video(
             batch=settings.batch,
             max_queue=settings.max_queue,
             drop_late=settings.drop_late,
-            interrupted=stream.stop_requested,
+            interrupted=stream.interrupted,
             output_fps=None if out == STDOUT else out_fps,
             exemplar_encode_ms=encode_ms,
-            notes=source.notes,
+            notes=source.notes
+            + (["a write failed, so reading stopped: the source's frames after the last one read were not translated"] if stream.write_failed else []),
         )
 
 

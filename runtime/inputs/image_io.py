@@ -36,12 +36,12 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8)
     if kind == "jpeg":
         # IMREAD_COLOR applies the EXIF orientation (phone photos) and turns grey/CMYK into BGR.
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        bgr = _decode(buf, cv2.IMREAD_COLOR, path)
         if bgr is None:
             raise UserError("not a readable JPEG image", path)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     # Other formats: decode unchanged to see alpha and bit depth before converting.
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    img = _decode(buf, cv2.IMREAD_UNCHANGED, path)
     if img is None:
         raise UserError("not an image (or a format OpenCV cannot read)", path)
     img = _to_uint8(img, path)
@@ -70,7 +70,7 @@ def load_label_png(path: str | os.PathLike) -> np.ndarray:
     _check_complete(data, kind, path)
     if kind == "png" and _png_color_type(data) == 3:
         raise UserError("is a palette PNG; save the class ids as an 8-bit grayscale PNG", path)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = _decode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED, path)
     if img is None:
         raise UserError("not an image (or a format OpenCV cannot read)", path)
     if img.dtype == np.uint16:
@@ -95,7 +95,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     data = _read_bytes(path)
     kind = _container_kind(data)
     _check_complete(data, kind, path)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    img = _decode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE, path)
     if img is None:
         raise UserError("not an image (or a format OpenCV cannot read)", path)
     return img > 127
@@ -123,6 +123,18 @@ def list_images(folder: str | os.PathLike, recursive: bool = True, report_skippe
 
 
 # --- container checks -----------------------------------------------------------------------------
+
+
+def _decode(buf: np.ndarray, flags: int, path: str | os.PathLike) -> np.ndarray | None:
+    """cv2.imdecode, with OpenCV's refusals (a header declaring more than CV_IO_MAX_IMAGE_PIXELS --
+    a decompression bomb -- or a size its decoder cannot hold) as one line naming the file."""
+    try:
+        return cv2.imdecode(buf, flags)
+    except cv2.error as err:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(err):
+            limit = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 30))
+            raise UserError(f"declares an image larger than OpenCV decodes ({limit} pixels, OPENCV_IO_MAX_IMAGE_PIXELS); refusing it", path) from None
+        raise UserError(f"OpenCV cannot decode it: {str(err).strip().splitlines()[-1]}", path) from None
 
 
 def _read_bytes(path: str | os.PathLike) -> bytes:

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from mclrt.runtime.errors import UserError
+from mclrt.runtime.errors import OutputWriteError, UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.video.channel import END, Aborted, Channel
 from mclrt.runtime.video.frames import Frame
@@ -76,6 +76,8 @@ class FrameStream:
         ]
         self.started: float | None = None
         self.finished: float | None = None
+        self.write_failed = False  # the sink refused a frame (disk full): the stop was not the user's
+        self.interrupted = False  # the user asked to stop (Ctrl-C)
 
     # --- control (from the main thread) ---------------------------------------------------------------
     def start(self) -> None:
@@ -83,8 +85,9 @@ class FrameStream:
         for thread in self._threads:
             thread.start()
 
-    def request_stop(self) -> None:
-        """Stop reading; the frames already read still go through (Ctrl-C)."""
+    def request_stop(self, by_user: bool = True) -> None:
+        """Stop reading; the frames already read still go through (Ctrl-C, or a sink that failed)."""
+        self.interrupted = self.interrupted or by_user
         self._stop.set()
 
     @property
@@ -182,7 +185,15 @@ class FrameStream:
     def _encode(self) -> None:
         while (frame := self._to_encode.get()) is not END:
             start = time.perf_counter()
-            self.sink.write(to_uint8_rgb(frame.image), frame.index)
+            try:
+                self.sink.write(to_uint8_rgb(frame.image), frame.index)
+            except OutputWriteError as err:
+                # A full disk fails every frame after this one too: stop reading; the frames in
+                # flight still come through here and are counted as failed, each on its line.
+                self.ledger.count_failed(frame.index, "encode", str(err))
+                self.write_failed = True
+                self.request_stop(by_user=False)
+                continue
             frame.image = None
             now = time.perf_counter()
             frame.seconds["encode"] = now - start
