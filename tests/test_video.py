@@ -137,6 +137,26 @@ def test_drop_late_drops_only_when_late_and_counts_every_drop(ws, tmp_path, caps
     assert written[-1] == 39  # the newest frame always gets in: the last one read is never the one dropped
 
 
+def test_max_latency_drops_stale_frames_but_always_translates_the_newest(ws, tmp_path, capsys):
+    # fast_clip is read at its 1000 fps; the slow model takes ~10 ms a frame, so frames queue up and age.
+    args = ["--model", ws / "slow", "--source", ws / "fast_clip.avi", "--exemplar", ws / "exemplar.png", "--max-queue", "8"]
+    code, roomy, err = run_video_cli(capsys, *args, "--out", tmp_path / "roomy", "--max-latency-ms", "600000")
+    assert code == 0, err
+    assert roomy["frames"] == {"read": 40, "written": 40, "dropped": 0, "failed": 0}  # nothing is that old
+    assert roomy["max_latency_ms"] == 600000
+
+    code, tight, err = run_video_cli(capsys, *args, "--out", tmp_path / "tight", "--max-latency-ms", "1")
+    assert code == 0, err
+    assert_balanced(tight)
+    frames = tight["frames"]
+    assert frames["read"] == 40 and frames["failed"] == 0 and frames["dropped"] > 0 and frames["written"] >= 1
+    written = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "tight").glob("frame_*.png"))
+    assert written == [f["index"] for f in tight["per_frame"]] and written[-1] == 39  # the newest is never dropped
+
+    code, _, err = run_video_cli(capsys, *args, "--out", tmp_path / "bad", "--max-latency-ms", "0")
+    assert code == 2 and "--max-latency-ms" in err and not (tmp_path / "bad").exists()
+
+
 def test_queues_bound_the_frames_in_flight(ws, tmp_path):
     """A fast decoder in front of a slow translator may run ahead only as far as the queues allow."""
     model = load_model_dir(ws / "slow")

@@ -74,6 +74,12 @@ def video(
         False, "--drop-late", help="Keep up with real time: drop the oldest waiting frame instead of waiting (files are read at their frame rate)."
     ),
     max_queue: int = typer.Option(4, "--max-queue", min=1, help="Frames each queue between two stages holds."),
+    max_latency_ms: Optional[float] = typer.Option(
+        None,
+        "--max-latency-ms",
+        min=1.0,
+        help="Drop a frame already older than this when the translator takes it, if a newer one waits (files are read at their frame rate).",
+    ),
     fps: Optional[float] = typer.Option(
         None, "--fps", min=MIN_VIDEO_FPS, max=MAX_VIDEO_FPS, help="Output frame rate (default: the source's, else 25)."
     ),
@@ -99,7 +105,7 @@ def video(
             out=out,
             extract=None if extract is None else extract.value,
             backend=backend,
-            settings=StreamSettings(batch=batch, max_queue=max_queue, drop_late=drop_late),
+            settings=StreamSettings(batch=batch, max_queue=max_queue, drop_late=drop_late, max_latency_ms=max_latency_ms),
             fps=fps,
             size=size,
             overwrite=overwrite,
@@ -167,7 +173,7 @@ def run_video(
                 encode_ms = (time.perf_counter() - start) * 1e3
                 source.check_not_empty()  # after loading, so the first frame's latency is not the model's load time
                 out_fps = fps or source.fps or DEFAULT_FPS
-                if settings.drop_late and not source.live:
+                if settings.keeps_real_time and not source.live:
                     settings = dataclasses.replace(settings, pace_fps=settings.pace_fps or source.fps or out_fps)
                 backend_name = describe(pipeline.translator)
                 with open_sink(out, image_size, out_fps, overwrite) as sink:
@@ -202,6 +208,7 @@ def run_video(
             batch=settings.batch,
             max_queue=settings.max_queue,
             drop_late=settings.drop_late,
+            max_latency_ms=settings.max_latency_ms,
             interrupted=stream.interrupted,
             output_fps=None if out == STDOUT else out_fps,
             exemplar_encode_ms=encode_ms,
@@ -214,7 +221,11 @@ def _start_line(source: str, out: str, image_size, how: str, backend: str, setti
     height, width = image_size
     target = f"raw rgb24 {width}x{height} frames on stdout" if out == STDOUT else out
     conditions = "the frames themselves" if how == "none" else f"--extract {how}"
-    late = ", dropping late frames" + (f" (reading at {settings.pace_fps:g} fps)" if settings.pace_fps else "") if settings.drop_late else ""
+    late = ", dropping late frames" if settings.drop_late else ""
+    if settings.max_latency_ms is not None:
+        late += f", dropping frames older than {settings.max_latency_ms:g} ms"
+    if settings.keeps_real_time and settings.pace_fps:
+        late += f" (reading at {settings.pace_fps:g} fps)"
     return (
         f"translating {source} -> {target} on {backend}: conditions from {conditions}, "
         f"batch {settings.batch}, queues of {settings.max_queue}{late}"

@@ -27,6 +27,7 @@ class VideoReport:
     batch: int
     max_queue: int
     drop_late: bool
+    max_latency_ms: float | None
     interrupted: bool
     read: int
     written: int

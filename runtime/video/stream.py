@@ -6,8 +6,11 @@ Back-pressure: every channel holds at most `max_queue` frames and a full channel
 wait, so memory stays bounded whichever stage is slow. `drop_late` changes the two channels in front
 of the translator: a producer facing a full channel evicts the *oldest* waiting frame and puts the
 new one in (a live stream wants the freshest frame translated); each eviction is counted as dropped.
-Frames that made it through the translator are never dropped. `drop_late` is the only way a
-readable frame is skipped.
+`max_latency_ms` bounds the age of what gets translated: a frame that has been on its way longer
+than that (since its read began) when the translator takes it is dropped and counted, as long as a
+newer frame is waiting behind it -- so on a machine too slow for the budget the stream still moves,
+translating the freshest frame it has. Frames that made it through the translator are never
+dropped. `drop_late` and `max_latency_ms` are the only ways a readable frame is skipped.
 
 Stopping: `request_stop()` (Ctrl-C) makes the decoder stop reading; the stages then finish the
 frames in flight and the stream ends normally. `abort()` (an error, a second Ctrl-C) makes every
@@ -46,10 +49,19 @@ class StreamSettings:
     # the pipeline takes frames. Without pacing, `drop_late` on a file would drop whatever a fast
     # decoder gets ahead of the translator, which says nothing about real-time behaviour.
     pace_fps: float | None = None
+    # Drop a frame older than this when the translator takes it, if a newer one waits (None: never).
+    max_latency_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.max_queue < 1:
             raise ValueError("batch and max_queue must be at least 1")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise ValueError("max_latency_ms must be positive")
+
+    @property
+    def keeps_real_time(self) -> bool:
+        """Either way of dropping frames is on: a file is then read at its frame rate, like a feed."""
+        return self.drop_late or self.max_latency_ms is not None
 
 
 class FrameStream:
@@ -169,8 +181,28 @@ class FrameStream:
             self._push(self._to_infer, frame)
         self._to_infer.close()
 
+    def _drop_stale(self, batch: list[Frame]) -> list[Frame]:
+        """The frames of `batch` young enough to translate (`max_latency_ms`); the newest frame in
+        sight -- the batch's last when nothing waits behind it -- is always kept."""
+        limit = self.settings.max_latency_ms
+        if limit is None:
+            return batch
+        now = time.perf_counter()
+        newer_waiting = self._to_infer.qsize() > 0
+        kept = []
+        for position, frame in enumerate(batch):
+            has_newer = newer_waiting or position < len(batch) - 1
+            if has_newer and (now - frame.started) * 1e3 > limit:
+                self.ledger.count_dropped(frame)
+            else:
+                kept.append(frame)
+        return kept
+
     def _infer(self) -> None:
         while batch := self._to_infer.get_batch(self.settings.batch):
+            batch = self._drop_stale(batch)
+            if not batch:
+                continue
             conditions = np.stack([frame.condition for frame in batch])
             start = time.perf_counter()
             images = self.translate(conditions)
