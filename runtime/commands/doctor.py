@@ -14,7 +14,6 @@ non-zero only when something asked for is broken: 1 when a --selftest step fails
 
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional
