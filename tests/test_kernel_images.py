@@ -111,3 +111,39 @@ def test_architectures_are_gated_by_the_installed_triton():
     assert (110 in archs) == (unsupported_reason(110) is None), triton.__version__
     with pytest.raises(ArchNotSupported, match="sm_130"):
         compile_ptx(130, "fp16", Cv=3, C=64, N=64)
+
+
+def test_cubins_come_from_the_oldest_bundled_ptxas_that_can_assemble_them():
+    """A driver loads machine code only from its own CUDA major or an older one. Triton >= 3.7
+    assembles sm_90+ with a CUDA 13 ptxas by default; its bundled CUDA 12 ptxas also knows sm_90a,
+    and a cubin from it loads on CUDA 12.x drivers (r570 and friends) as well as on 13.x."""
+    from triton import knobs
+
+    from mclrt.runtime.kernels import ptx_isa
+    from mclrt.runtime.kernels.correspondence_triton import ptxas_for
+
+    bundled = {}
+    for name in ("ptxas", "ptxas_blackwell"):
+        tool = getattr(knobs.nvidia, name, None)
+        if tool is not None and tool.path:
+            bundled[tool.path] = ptx_isa.parse_cuda_version(tool.version)
+    for arch in (87, 90):
+        path, cuda = ptxas_for(arch)
+        able = [v for v in bundled.values() if ptx_isa.unsupported_reason(arch, v) is None]
+        assert cuda == min(able), (arch, path, bundled)
+
+
+def test_launcher_skips_a_cubin_from_a_newer_cuda_than_the_driver(compiled):
+    from mclrt.runtime.kernels.correspondence_launch import images_in_folder
+    from mclrt.runtime.kernels.kernel_images import choose_image, cubin_image
+
+    found = [image for image, _ in images_in_folder(compiled, STEM)]
+    cubin90 = next(i for i in found if i.kind == "cubin" and i.arch == 90)
+    assert cubin90.ptxas_major is not None  # read from the sidecar compile_kernels wrote
+    # The same machine code, as a CUDA 13 ptxas would have made it.
+    from_cuda13 = cubin_image(cubin90.data, "ptxas 13.4", cubin90.arch_specific, ptxas_major=13)
+    images = [from_cuda13, *(i for i in found if i.kind == "ptx")]
+    assert choose_image(images, 90, 90, driver_major=13) is from_cuda13  # a CUDA 13 driver loads it
+    fallback = choose_image(images, 90, 87, driver_major=12)  # an r570 (CUDA 12.8) driver cannot
+    assert (fallback.kind, fallback.arch) == ("ptx", 90)
+    assert "CUDA 13 ptxas" in from_cuda13.describe()

@@ -98,11 +98,20 @@ def correspondence_softmax(
         raise ValueError(f"shape mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     if chunk_size is None:
         chunk_size = q.shape[1] if q.shape[1] * k.shape[1] <= _EXPLICIT_LIMIT else DEFAULT_CHUNK
-    device_type = q.device.type
-    if torch.is_autocast_enabled(device_type):
+    if _autocast_enabled(q.device.type):
+        device_type = q.device.type
         with torch.autocast(device_type, enabled=False):
             return _dispatch(q.float(), k.float(), v.float(), scale, mask_negative, chunk_size)
     return _dispatch(q, k, v, scale, mask_negative, chunk_size)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    """torch.is_autocast_enabled for a device type, False for types autocast does not know: it raises
+    "unknown device type for autocast" on meta tensors (shape checks run the network on them)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
 
 
 def _dispatch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask_negative: bool, chunk_size: int) -> torch.Tensor:

@@ -14,7 +14,6 @@ non-zero only when something asked for is broken: 1 when a --selftest step fails
 
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional
@@ -33,6 +32,13 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def _cuda_bindings_installed() -> bool:
+    """cuda.bindings, not `cuda`: any `cuda` namespace package (cuda-pathfinder alone) has the latter."""
+    from mclrt.runtime.trt.runner import module_installed
+
+    return module_installed("cuda.bindings")
+
+
 def facts(jetson_root: Path = Path("/")) -> list[tuple[str, str]]:
     """(topic, finding) rows of the machine report; never raises for a missing component."""
     from mclrt.runtime.trt import cache, compat, device, plugin
@@ -45,7 +51,7 @@ def facts(jetson_root: Path = Path("/")) -> list[tuple[str, str]]:
     else:
         rows.append(("GPU", info.problem or "none"))
     rows.append(("CUDA driver", info.driver_version or "not installed"))
-    rows.append(("CUDA runtime (cuda-python)", info.runtime_version or ("cuda-python not installed" if importlib.util.find_spec("cuda") is None else "unavailable")))
+    rows.append(("CUDA runtime (cuda-python)", info.runtime_version or ("cuda-python not installed" if not _cuda_bindings_installed() else "unavailable")))
     from mclrt.runtime.jetson import facts as jetson
 
     rows += jetson.doctor_rows(jetson.read_facts(jetson_root))  # none off a Jetson

@@ -145,6 +145,13 @@ def current_device_arch() -> int:
     return int(major) * 10 + int(minor)
 
 
+def driver_cuda() -> tuple[int, int]:
+    """The installed driver's CUDA version, e.g. (12, 6)."""
+    from cuda.bindings import driver as cu
+
+    return driver_cuda_version(int(_check(cu.cuDriverGetVersion(), "cuDriverGetVersion")))
+
+
 def driver_ptx_isa() -> int:
     """The newest PTX ISA the installed driver JIT-compiles (CUDA 12.6 driver -> 85)."""
     from cuda.bindings import driver as cu
@@ -196,7 +203,9 @@ def _load(spec, prefer: Kind, kernel_dir: str | Path | None) -> _LoadedKernel:
         else:
             candidates = images_from_triton(spec, device_arch)
         try:
-            image = kernel_images.choose_image([c[0] for c in candidates], device_arch, driver_ptx_isa(), prefer)
+            image = kernel_images.choose_image(
+                [c[0] for c in candidates], device_arch, driver_ptx_isa(), prefer, driver_major=driver_cuda()[0]
+            )
         except ValueError as err:
             raise RuntimeError(f"{spec.stem}: {err}") from None
         shape = next(s for i, s in candidates if i is image)
@@ -226,9 +235,17 @@ def images_from_triton(spec, device_arch: int) -> list[tuple[KernelImage, Launch
     origin = triton_label()
     arch_specific = kernel_images.ptx_target(compiled.ptx)[1]
     return [
-        (kernel_images.cubin_image(compiled.cubin, origin, arch_specific), shape),
+        (kernel_images.cubin_image(compiled.cubin, origin, arch_specific, _major(compiled.ptxas)), shape),
         (kernel_images.ptx_image(compiled.ptx, origin), shape),
     ]
+
+
+def _major(version: str | None) -> int | None:
+    """'12.9' -> 12 (the ptxas version a compile records); None when unknown."""
+    try:
+        return int(str(version).split(".")[0]) if version else None
+    except ValueError:
+        return None
 
 
 def images_in_folder(folder: Path, stem: str) -> list[tuple[KernelImage, LaunchShape]]:
@@ -245,7 +262,8 @@ def images_in_folder(folder: Path, stem: str) -> list[tuple[KernelImage, LaunchS
             arch_specific = ptx.arch_specific
             found.append((ptx, shape))
         if cubin_path.exists():
-            found.append((kernel_images.cubin_image(cubin_path.read_bytes(), str(cubin_path), arch_specific), shape))
+            major = _major(meta.get("ptxas"))
+            found.append((kernel_images.cubin_image(cubin_path.read_bytes(), str(cubin_path), arch_specific, major), shape))
     if not found:
         raise RuntimeError(f"{folder}: no compiled kernel {stem} (run python -m mclrt.tools.compile_kernels)")
     return found

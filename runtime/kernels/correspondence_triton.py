@@ -278,14 +278,29 @@ def triton_label() -> str:
 
 
 def ptxas_for(arch: int) -> tuple[str, tuple[int, int]]:
-    """(path, CUDA version) of the ptxas Triton uses for sm_<arch> (Triton >= 3.6 bundles two: one
-    for sm_90 and later, one for older architectures; 3.5 has one for all)."""
+    """(path, CUDA version) of the ptxas that assembles sm_<arch>: the *oldest* one bundled with
+    Triton that can (Triton >= 3.6 bundles two -- `ptxas` and, for sm_90 and later, `ptxas-blackwell`;
+    3.5 has one). Why the oldest: a driver loads a cubin from its own CUDA major version or an older
+    one, so a sm_90 cubin from Triton 3.7+'s CUDA 13 ptxas-blackwell would not load on an r570 (CUDA
+    12.8) driver, while the CUDA 12 ptxas's cubin loads on every driver since CUDA 12.0's. Where no
+    bundled ptxas can, Triton's own choice is returned (and `unsupported_reason` says why)."""
     import inspect
 
     from triton.backends.nvidia.compiler import get_ptxas
 
-    tool = get_ptxas(int(arch)) if inspect.signature(get_ptxas).parameters else get_ptxas()
-    return tool.path, ptx_isa.parse_cuda_version(tool.version)
+    preferred = get_ptxas(int(arch)) if inspect.signature(get_ptxas).parameters else get_ptxas()
+    tools = [(preferred.path, ptx_isa.parse_cuda_version(preferred.version))]
+    try:
+        from triton import knobs
+
+        for name in ("ptxas", "ptxas_blackwell"):
+            tool = getattr(knobs.nvidia, name, None)
+            if tool is not None and tool.path and tool.path != preferred.path:
+                tools.append((tool.path, ptx_isa.parse_cuda_version(tool.version)))
+    except (ImportError, AttributeError, RuntimeError):  # Triton 3.3 has no knobs: its one ptxas
+        pass
+    able = [tool for tool in tools if ptx_isa.unsupported_reason(int(arch), tool[1]) is None]
+    return min(able, key=lambda tool: tool[1]) if able else tools[0]
 
 
 def unsupported_reason(arch: int) -> str | None:

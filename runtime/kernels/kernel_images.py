@@ -40,10 +40,16 @@ class KernelImage:
     data: bytes
     origin: str  # a file path, or "triton <version>" for an in-process compile
     ptx_isa: int | None = None  # PTX only: its `.version` as 10 * major + minor
+    # Cubin only: the CUDA major version of the ptxas that assembled it (None: unknown). A driver loads
+    # machine code from its own CUDA major or an older one (minor-version compatibility), never a newer:
+    # a cubin from Triton 3.7+'s CUDA 13 ptxas fails on an r570 (CUDA 12.8) driver.
+    ptxas_major: int | None = None
 
     def describe(self) -> str:
         target = f"sm_{self.arch}{'a' if self.arch_specific else ''}"
         version = f", PTX ISA {format_isa(self.ptx_isa)}" if self.ptx_isa is not None else ""
+        if self.ptxas_major is not None:
+            version += f", CUDA {self.ptxas_major} ptxas"
         return f"{self.kind} {target}{version} from {self.origin}"
 
 
@@ -82,8 +88,8 @@ def cubin_arch(cubin: bytes) -> int:
     raise ValueError(f"unknown CUDA ELF OS/ABI 0x{osabi:x}")
 
 
-def cubin_image(data: bytes, origin: str, arch_specific: bool) -> KernelImage:
-    return KernelImage("cubin", cubin_arch(data), arch_specific, bytes(data), origin)
+def cubin_image(data: bytes, origin: str, arch_specific: bool, ptxas_major: int | None = None) -> KernelImage:
+    return KernelImage("cubin", cubin_arch(data), arch_specific, bytes(data), origin, ptxas_major=ptxas_major)
 
 
 def ptx_image(text: str, origin: str) -> KernelImage:
@@ -91,7 +97,9 @@ def ptx_image(text: str, origin: str) -> KernelImage:
     return KernelImage("ptx", arch, arch_specific, text.encode(), origin, ptx_isa=ptx_version(text))
 
 
-def cubin_runs_on(image: KernelImage, device_arch: int) -> bool:
+def cubin_runs_on(image: KernelImage, device_arch: int, driver_major: int | None = None) -> bool:
+    if driver_major is not None and image.ptxas_major is not None and image.ptxas_major > driver_major:
+        return False
     if image.arch_specific:
         return image.arch == device_arch
     return image.arch // 10 == device_arch // 10 and image.arch <= device_arch
@@ -106,13 +114,14 @@ def ptx_runs_on(image: KernelImage, device_arch: int, driver_isa: int) -> bool:
 
 
 def choose_image(
-    images: list[KernelImage], device_arch: int, driver_isa: int, prefer: Kind = "cubin"
+    images: list[KernelImage], device_arch: int, driver_isa: int, prefer: Kind = "cubin", driver_major: int | None = None
 ) -> KernelImage:
     """The image to load on a device of compute capability `device_arch` whose driver reads PTX up
     to ISA `driver_isa`: the newest matching cubin, else the newest PTX the driver can JIT.
+    `driver_major` (the driver's CUDA major version) rules out cubins from a newer CUDA's ptxas.
     `prefer="ptx"` reverses the order (to exercise the JIT path on purpose). ValueError, naming
     what there is and why none fits, when nothing can run."""
-    cubins = sorted((i for i in images if i.kind == "cubin" and cubin_runs_on(i, device_arch)), key=lambda i: i.arch)
+    cubins = sorted((i for i in images if i.kind == "cubin" and cubin_runs_on(i, device_arch, driver_major)), key=lambda i: i.arch)
     ptxs = sorted(
         (i for i in images if i.kind == "ptx" and ptx_runs_on(i, device_arch, driver_isa)), key=lambda i: i.arch
     )
