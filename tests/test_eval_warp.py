@@ -244,3 +244,14 @@ def test_a_maskmix_model_gets_each_exemplars_own_condition(photos, tmp_path, cap
     assert code == 0, err
     data = json.loads(out)
     assert data["photos"] == 2 and len(data["pairs"]) == 4 and len(list((tmp_path / "maps").iterdir())) == 4
+
+
+def test_a_report_inside_the_photo_folder_or_unwritable_is_refused_before_work(photos, tmp_path, capsys):
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--report", photos / "warp.json")
+    assert code == 2 and not (photos / "warp.json").exists()
+    _one_error_line(err, "warp.json", "inside the input folder")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--heatmaps", blocker / "maps")
+    assert code == 2
+    _one_error_line(err, "maps", "is not a folder")

@@ -60,7 +60,7 @@ def run_ablation(
     from mclrt.export.checkpoint import load_checkpoint_source
     from mclrt.export.onnx_export import ExportOptions, export_model_dir
     from mclrt.runtime.errors import UserError
-    from mclrt.runtime.fsutil import atomic_write_bytes
+    from mclrt.runtime.fsutil import atomic_write_bytes, check_output_location
     from mclrt.runtime.model_dir import load_model_dir
     from mclrt.training.checkpoint import resolve_checkpoint
     from mclrt.training.eval.photos import load_photos
@@ -70,6 +70,7 @@ def run_ablation(
 
     if out.exists():
         raise UserError("already exists; the ablation writes three runs and models there, give a new folder", out)
+    check_output_location(out, [p for p in (config_path, photos, Path(holdout)) if p is not None and Path(p).exists()])
     common = list(overrides or [])
     if photos is not None:
         if not photos.is_dir():

@@ -42,13 +42,18 @@ def warp(
     the attention over the exemplar, its peak and the point's true position.
     """
     from mclrt.runtime.errors import UserError
-    from mclrt.runtime.fsutil import atomic_write_bytes
+    from mclrt.runtime.fsutil import atomic_write_bytes, check_output_location
     from mclrt.runtime.model_dir import load_model_dir
     from mclrt.training.eval.pairs import PairKind
     from mclrt.training.eval.photos import load_photos
     from mclrt.training.eval.warp import evaluate_warp
 
     kinds = _pair_kinds(pairs or [kind.value for kind in PairKind])
+    # Before any work: outputs that exist, cannot be written, or would land on an input are refused.
+    inputs = [model] + ([Path(photos)] if Path(photos).exists() else [])
+    for out in (report, heatmaps):
+        if out is not None:
+            check_output_location(out, inputs)
     if report is not None and report.exists() and not overwrite:
         raise UserError("already exists (pass --overwrite to replace it)", report)
     loaded = load_model_dir(model)
