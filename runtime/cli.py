@@ -93,6 +93,12 @@ app.command("export", cls=_Command)(export)
 from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
 
 app.command("train", cls=_Command)(train_command)
+from mclrt.training.eval.cli import eval_app  # noqa: E402  (scikit-image and torch are imported when a command runs)
+
+eval_app.info.cls = _Group
+for _info in eval_app.registered_commands:
+    _info.cls = _Command
+app.add_typer(eval_app, name="eval")
 from mclrt.runtime.commands.infer import infer  # noqa: E402
 
 app.command("infer", cls=_Command)(infer)
