@@ -157,6 +157,22 @@ def test_max_latency_drops_stale_frames_but_always_translates_the_newest(ws, tmp
     assert code == 2 and "--max-latency-ms" in err and not (tmp_path / "bad").exists()
 
 
+def test_the_end_marker_is_no_newer_frame():
+    # --max-latency-ms keeps a stale frame when nothing newer waits; the marker closing a stream is not a frame.
+    import threading
+
+    from mclrt.runtime.video.channel import END, Channel
+
+    channel = Channel(4, threading.Event(), "test")
+    channel.put("frame 38")
+    channel.put("frame 39")
+    channel.close()
+    assert channel.qsize() == 3 and channel.items_waiting() == 2
+    assert channel.get() == "frame 38" and channel.items_waiting() == 1
+    assert channel.get() == "frame 39" and channel.items_waiting() == 0
+    assert channel.get() is END
+
+
 def test_queues_bound_the_frames_in_flight(ws, tmp_path):
     """A fast decoder in front of a slow translator may run ahead only as far as the queues allow."""
     model = load_model_dir(ws / "slow")

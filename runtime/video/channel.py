@@ -108,3 +108,8 @@ class Channel(Generic[T]):
 
     def qsize(self) -> int:
         return self._queue.qsize()
+
+    def items_waiting(self) -> int:
+        """Items not yet taken, the end marker not counted (it is no newer frame)."""
+        with self._queue.mutex:
+            return sum(1 for item in self._queue.queue if item is not END)

@@ -188,7 +188,7 @@ class FrameStream:
         if limit is None:
             return batch
         now = time.perf_counter()
-        newer_waiting = self._to_infer.qsize() > 0
+        newer_waiting = self._to_infer.items_waiting() > 0
         kept = []
         for position, frame in enumerate(batch):
             has_newer = newer_waiting or position < len(batch) - 1
