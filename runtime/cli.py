@@ -69,16 +69,21 @@ def _global_options(
     _state["debug"] = debug
 
 
+def _add_group(group: typer.Typer, name: str) -> None:
+    """Register a command group (`mclrt engine ...`) with the same help rendering as every command."""
+    group.info.cls = _Group
+    for command in group.registered_commands:
+        command.cls = _Command
+    app.add_typer(group, name=name)
+
+
 # --- commands (each defined beside the code it drives) --------------------------------------
 from mclrt.calibration.quantize_cli import quantize  # noqa: E402
 
 app.command("quantize", cls=_Command)(quantize)
 from mclrt.runtime.commands.engine import engine_app  # noqa: E402
 
-engine_app.info.cls = _Group
-for _info in engine_app.registered_commands:
-    _info.cls = _Command
-app.add_typer(engine_app, name="engine")
+_add_group(engine_app, "engine")
 from mclrt.runtime.commands.compare import compare  # noqa: E402
 from mclrt.runtime.commands.doctor import doctor  # noqa: E402
 
@@ -95,10 +100,7 @@ from mclrt.training.cli import train_command  # noqa: E402  (torch is imported w
 app.command("train", cls=_Command)(train_command)
 from mclrt.training.eval.cli import eval_app  # noqa: E402  (scikit-image and torch are imported when a command runs)
 
-eval_app.info.cls = _Group
-for _info in eval_app.registered_commands:
-    _info.cls = _Command
-app.add_typer(eval_app, name="eval")
+_add_group(eval_app, "eval")
 from mclrt.runtime.commands.infer import infer  # noqa: E402
 
 app.command("infer", cls=_Command)(infer)
