@@ -29,7 +29,8 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import condition_to_rgb, side_by_side, to_uint8_rgb, write_png
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline, correspondence_colours
-from mclrt.runtime.inputs.preprocess import ConditionSource, check_extract, find_condition_sources, load_condition, load_exemplar
+from mclrt.runtime.inputs.fit import Fit, check_keep_aspect, describe_fit, restore_aspect
+from mclrt.runtime.inputs.preprocess import ConditionSource, check_extract, find_condition_sources, load_condition_placed, load_exemplar
 from mclrt.runtime.runners import RunnerError
 
 
@@ -74,6 +75,12 @@ def infer(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    fit: Fit = typer.Option(
+        Fit.crop, "--fit", help="Inputs of another aspect ratio than the model's: crop (centre), pad, or stretch."
+    ),
+    keep_aspect: bool = typer.Option(
+        False, "--keep-aspect", help="Write outputs at each condition's aspect ratio (with --fit pad or stretch)."
+    ),
 ) -> None:
     """Translate condition maps into images that look like the exemplar."""
     from rich.console import Console
@@ -92,7 +99,10 @@ def infer(
         exemplar_cond=exemplar_cond,
         overwrite=overwrite,
         threads=threads,
+        fit=fit.value,
+        keep_aspect=keep_aspect,
     )
+    console.print(describe_fit(fit.value, keep_aspect), highlight=False, soft_wrap=True)
     rate = summary.images / summary.seconds if summary.seconds > 0 else 0.0
     console.print(
         f"{summary.images} image(s) in {summary.seconds:.2f} s ({rate:.1f} images/s; "
@@ -119,16 +129,19 @@ def run_infer(
     exemplar_cond: Path | None = None,
     overwrite: bool = False,
     threads: int = 0,
+    fit: str = "crop",
+    keep_aspect: bool = False,
 ) -> InferSummary:
     """The work of `mclrt infer`, callable from Python (the demo and tests use it)."""
     from rich.console import Console
 
+    check_keep_aspect(fit, keep_aspect)
     model = load_model_dir(model_path)
     spec, size = model.condition, model.image_size
     check_extract(extract, spec)
     sources = find_condition_sources(cond, spec, extract)
     _check_outputs(out, sources, save_warp, overwrite)
-    exemplar = load_exemplar(exemplar_path, spec, size, extract, exemplar_cond)
+    exemplar = load_exemplar(exemplar_path, spec, size, extract, exemplar_cond, fit)
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     summary = InferSummary()
@@ -144,10 +157,12 @@ def run_infer(
                 loop_start = time.perf_counter()
                 for first in range(0, len(sources), batch):
                     chunk = sources[first : first + batch]
-                    good, maps = [], []
+                    good, maps, places = [], [], []
                     for source in chunk:
                         try:
-                            maps.append(load_condition(source, spec, size, extract))
+                            condition_map, where = load_condition_placed(source, spec, size, extract, fit)
+                            maps.append(condition_map)
+                            places.append(where if keep_aspect else None)
                             good.append(source)
                         except UserError as err:
                             if not continue_on_error:
@@ -160,7 +175,7 @@ def run_infer(
                         for i, source in enumerate(good):
                             summary.written += _write_outputs(
                                 out, source, model, maps[i], exemplar.rgb, result.images[i], result.warped[i],
-                                None if corr is None else (colours[1], corr.warped[i]), overwrite,
+                                None if corr is None else (colours[1], corr.warped[i]), overwrite, places[i],
                             )
                             summary.images += 1
                     progress.advance(task, len(chunk))
@@ -188,12 +203,13 @@ def _colour_exemplar(model: ModelDir, encoded: EncodedExemplar) -> tuple[Encoded
     return EncodedExemplar(keys=encoded.keys, values=values.astype(encoded.values.dtype)), picture
 
 
-def _write_outputs(out, source, model, condition, exemplar_rgb, image, warped, corr, overwrite) -> list[Path]:
+def _write_outputs(out, source, model, condition, exemplar_rgb, image, warped, corr, overwrite, where=None) -> list[Path]:
     paths = output_paths(out, source.stem, corr is not None)
-    write_png(paths[0], to_uint8_rgb(image), overwrite=overwrite)
+    as_input = (lambda rgb: restore_aspect(rgb, where)) if where is not None else (lambda rgb: rgb)
+    write_png(paths[0], as_input(to_uint8_rgb(image)), overwrite=overwrite)
     if corr is not None:
         key_picture, corr_map = corr
-        write_png(paths[1], to_uint8_rgb(warped), overwrite=overwrite)
+        write_png(paths[1], as_input(to_uint8_rgb(warped)), overwrite=overwrite)
         key = (0.5 * exemplar_rgb.astype(np.float32) + 0.5 * to_uint8_rgb(key_picture).astype(np.float32)).astype(np.uint8)
         panels = [key, to_uint8_rgb(corr_map), condition_to_rgb(condition, model.condition.kind)]
         write_png(paths[2], side_by_side(panels), overwrite=overwrite)
