@@ -31,12 +31,13 @@ from mclrt.runtime.backends import Backend, describe
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
+from mclrt.runtime.inputs.fit import Fit, check_keep_aspect, describe_fit, output_size, placement
 from mclrt.runtime.inputs.preprocess import load_exemplar
 from mclrt.runtime.runners import RunnerError
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
 from mclrt.runtime.video.report import VideoReport
-from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, check_output, open_sink
+from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, RestoringSink, check_output, open_sink
 from mclrt.runtime.video.sources import open_source, parse_size
 from mclrt.runtime.video.stream import FrameStream, StreamSettings, run_stream
 
@@ -79,6 +80,10 @@ def video(
         None, "--exemplar-cond", help="The exemplar's own condition map (maskmix models; default: extracted from the photo)."
     ),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    fit: Fit = typer.Option(Fit.crop, "--fit", help="Frames of another aspect ratio than the model's: crop (centre), pad, or stretch."),
+    keep_aspect: bool = typer.Option(
+        False, "--keep-aspect", help="Write frames at the source's aspect ratio (the first frame's; with --fit pad or stretch)."
+    ),
 ) -> None:
     """Translate a video stream frame by frame in the style of one exemplar (encoded once)."""
     from rich.console import Console
@@ -98,6 +103,8 @@ def video(
         exemplar_cond=exemplar_cond,
         threads=threads,
         console=console,
+        fit=fit.value,
+        keep_aspect=keep_aspect,
     )
     if json_report:
         line = json.dumps(report.to_json_dict())
@@ -124,6 +131,8 @@ def run_video(
     exemplar_cond: Path | None = None,
     threads: int = 0,
     console=None,
+    fit: str = "crop",
+    keep_aspect: bool = False,
 ) -> VideoReport:
     """The work of `mclrt video`, callable from Python (video_bench and tests use it).
 
@@ -134,13 +143,14 @@ def run_video(
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     raw_size = parse_size(size) if size is not None else None
+    check_keep_aspect(fit, keep_aspect)
     check_output(out, overwrite)
     with open_source(source_spec, raw_size) as source:
         model = load_model_dir(model_path)
         spec, image_size = model.condition, model.image_size
         how = extract or spec.extract or "none"
-        make_condition = condition_maker(spec, image_size, how)
-        exemplar = load_exemplar(exemplar_path, spec, image_size, how, exemplar_cond)
+        make_condition = condition_maker(spec, image_size, how, fit)
+        exemplar = load_exemplar(exemplar_path, spec, image_size, how, exemplar_cond, fit)
         try:
             with TranslationPipeline.open(model, backend, threads) as pipeline:
                 start = time.perf_counter()
@@ -151,9 +161,13 @@ def run_video(
                 if settings.drop_late and not source.live:
                     settings = dataclasses.replace(settings, pace_fps=settings.pace_fps or source.fps or out_fps)
                 backend_name = describe(pipeline.translator)
-                with open_sink(out, image_size, out_fps, overwrite) as sink:
+                where = placement(source.first_frame_size(), image_size, fit) if keep_aspect else None
+                frame_size = output_size(where) if where else image_size
+                with open_sink(out, frame_size, out_fps, overwrite) as sink:
                     # Once the sink is open: a frame rate no video file keeps is refused there, in one line.
-                    console.print(_start_line(source.name, out, image_size, how, backend_name, settings), markup=False)
+                    console.print(_start_line(source.name, out, frame_size, how, backend_name, settings), markup=False)
+                    console.print(describe_fit(fit, keep_aspect), markup=False)
+                    sink = RestoringSink(sink, where) if where else sink
                     ledger = FrameLedger(on_failure=lambda failure: _report_failure(console, failure))
                     stream = FrameStream(
                         source,

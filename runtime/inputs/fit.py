@@ -129,6 +129,14 @@ def restore_aspect(image: np.ndarray, where: Placement) -> np.ndarray:
     return cv2.resize(image, (back.box[3], back.box[2]), interpolation=cv2.INTER_AREA)
 
 
+def output_size(where: Placement) -> tuple[int, int]:
+    """(height, width) of what `restore_aspect` returns for this placement."""
+    if where.fit == "crop":
+        return where.frame
+    back = where if where.fit == "pad" else placement(where.source, where.frame, "pad")
+    return back.box[2], back.box[3]
+
+
 def describe_fit(fit: str, keep_aspect: bool) -> str:
     """One line for the command's summary: which fit was used."""
     what = {
@@ -151,6 +159,7 @@ __all__ = [
     "fit_array",
     "fit_map",
     "fit_photo",
+    "output_size",
     "pad_content",
     "placement",
     "restore_aspect",
