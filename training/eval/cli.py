@@ -1,0 +1,103 @@
+"""`mclrt eval`: `warp` (correspondence accuracy on pseudo pairs) and `images` (image-quality metrics).
+
+Registered in mclrt.runtime.cli; each command imports its heavy parts (scikit-image, torch) when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mclrt.runtime.backends import Backend
+
+eval_app = typer.Typer(help="Measure a model: correspondence accuracy (warp) and image quality (images).", no_args_is_help=True)
+
+
+@eval_app.command("warp")
+def warp(
+    model: Path = typer.Option(..., "--model", help="Model directory written by `mclrt export` (any precision)."),
+    photos: str = typer.Option(..., "--photos", help="Held-out photos: a folder (searched recursively), a file, or a quoted glob pattern."),
+    pairs: Optional[List[str]] = typer.Option(
+        None, "--pairs", help="Pseudo-pair kind, repeatable: flip-shift, crop (default: both)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (summary and every pair) instead of tables."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write that JSON object to this file."),
+    backend: Backend = typer.Option(Backend.ort, "--backend", help="What runs the graphs (ort: ONNX Runtime)."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Pairs per graph run."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report file."),
+) -> None:
+    """Correspondence accuracy: L1/PSNR/SSIM of the warped exemplar against the photo, with two baselines.
+
+    Each photo becomes pseudo pairs whose ideal warp is known: the condition is extracted from the photo
+    (as the model's mclrt.json says), the exemplar is the photo mirrored and shifted (flip-shift) or its
+    centre zoomed (crop). The warped exemplar is scored against the photo, next to the unwarped exemplar
+    and the exemplar's mean colour on the same pairs.
+    """
+    from mclrt.runtime.errors import UserError
+    from mclrt.runtime.fsutil import atomic_write_bytes
+    from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.training.eval.pairs import PairKind
+    from mclrt.training.eval.photos import load_photos
+    from mclrt.training.eval.warp import evaluate_warp
+
+    kinds = _pair_kinds(pairs or [kind.value for kind in PairKind])
+    if report is not None and report.exists() and not overwrite:
+        raise UserError("already exists (pass --overwrite to replace it)", report)
+    loaded = load_model_dir(model)
+    photo_list = load_photos(photos, loaded.image_size)
+    result = evaluate_warp(loaded, photo_list, kinds, backend, threads, batch)
+    data = result.to_json_dict()
+    text = json.dumps(data, indent=2)
+    if report is not None:
+        atomic_write_bytes(report, (text + "\n").encode(), overwrite=overwrite)
+    if json_output:
+        print(text)
+    else:
+        print_warp_tables(data)
+
+
+def _pair_kinds(names: List[str]):
+    from mclrt.runtime.errors import UserError
+    from mclrt.training.eval.pairs import PairKind
+
+    kinds = []
+    for name in names:
+        try:
+            kind = PairKind(name)
+        except ValueError:
+            raise UserError(f"--pairs must be one of {', '.join(k.value for k in PairKind)}, not {name!r}") from None
+        if kind not in kinds:
+            kinds.append(kind)
+    return kinds
+
+
+def print_warp_tables(data: dict) -> None:
+    """One table per pair kind: the model's warp and the two baselines, L1 / PSNR / SSIM."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mclrt.training.eval.warp import METHOD_TITLES
+
+    console = Console()
+    console.print(
+        f"{data['model']} ({data['precision']}, {data['backend']}): {data['photos']} photo(s), pairs {', '.join(data['pair_kinds'])}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for kind, methods in data["summary"].items():
+        table = Table(title=f"pairs: {kind}")
+        table.add_column("warp")
+        table.add_column("L1 ↓ (0-255)", justify="right")
+        table.add_column("PSNR ↑ (dB)", justify="right")
+        table.add_column("SSIM ↑", justify="right")
+        for method, scores in methods.items():
+            table.add_row(METHOD_TITLES[method], _number(scores["l1"], 2), _number(scores["psnr"], 2), _number(scores["ssim"], 4))
+        console.print(table)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "inf" if value is None else f"{value:.{digits}f}"
