@@ -197,3 +197,41 @@ def test_an_existing_report_is_never_replaced_without_overwrite(photos, tmp_path
     code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--report", report)
     assert code == 2 and report.read_text() == "mine"
     _one_error_line(err, str(report), "already exists")
+
+
+# --- the correspondence picture ----------------------------------------------------------------------
+
+
+def test_attention_probe_rows_reproduce_the_translators_warp():
+    """The probe's softmax rows, times the exemplar's values, must give the translator's own warped
+    exemplar at those positions (the demo model enlarges its 32x32 warp by nearest neighbour)."""
+    from mclrt.runtime.inputs.conditions import package_photos
+    from mclrt.training.eval.attention import AttentionProbe
+
+    model = load_model_dir(DEMO_MODEL)
+    photo = cv2.resize(package_photos()[1].rgb, (128, 128), interpolation=cv2.INTER_AREA)
+    condition = edge_map(photo)
+    with TranslationPipeline.open(model, threads=1) as pipeline, AttentionProbe(model, threads=1) as probe:
+        encoded = pipeline.encode(photo_to_tensor(np.ascontiguousarray(photo[:, ::-1])))
+        warped = pipeline.translate(condition, encoded).warped[0]
+        attention = probe.attention(condition, encoded)
+    positions = np.array([0, 33, 517, 1023])
+    rows = attention.rows(0, positions)
+    assert rows.shape == (4, 1024) and np.allclose(rows.sum(axis=1), 1.0)
+    for position, row in zip(positions, rows):
+        y, x = divmod(int(position), 32)
+        assert np.allclose(row @ encoded.values[0], warped[:, 4 * y + 2, 4 * x + 1], atol=1e-4)
+
+
+def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, capsys):
+    folder = tmp_path / "heatmaps"
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder, "--threads", "1")
+    assert code == 0, err
+    written = sorted(p.name for p in folder.iterdir())
+    assert written == ["astronaut_flip-shift.png", "sub__coffee_flip-shift.png"]
+    picture = cv2.imread(str(folder / written[0]))
+    assert picture.shape[1] == 6 * 192 + 7 * 4 and picture.std() > 10  # six panels: condition, warp, four queries
+    before = (folder / written[0]).read_bytes()
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder)
+    assert code == 2 and (folder / written[0]).read_bytes() == before
+    _one_error_line(err, "astronaut_flip-shift.png", "already exists")

@@ -25,17 +25,21 @@ def warp(
     ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object (summary and every pair) instead of tables."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write that JSON object to this file."),
+    heatmaps: Optional[Path] = typer.Option(
+        None, "--heatmaps", help="Also write one PNG per pair here: where a few condition points land in the exemplar."
+    ),
     backend: Backend = typer.Option(Backend.ort, "--backend", help="What runs the graphs (ort: ONNX Runtime)."),
     batch: int = typer.Option(8, "--batch", min=1, help="Pairs per graph run."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report file or heat-map PNGs."),
 ) -> None:
     """Correspondence accuracy: L1/PSNR/SSIM of the warped exemplar against the photo, with two baselines.
 
     Each photo becomes pseudo pairs whose ideal warp is known: the condition is extracted from the photo
     (as the model's mclrt.json says), the exemplar is the photo mirrored and shifted (flip-shift) or its
     centre zoomed (crop). The warped exemplar is scored against the photo, next to the unwarped exemplar
-    and the exemplar's mean colour on the same pairs.
+    and the exemplar's mean colour on the same pairs. --heatmaps draws, for four points of the condition,
+    the attention over the exemplar, its peak and the point's true position.
     """
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.fsutil import atomic_write_bytes
@@ -49,7 +53,10 @@ def warp(
         raise UserError("already exists (pass --overwrite to replace it)", report)
     loaded = load_model_dir(model)
     photo_list = load_photos(photos, loaded.image_size)
-    result = evaluate_warp(loaded, photo_list, kinds, backend, threads, batch)
+    if heatmaps is None:
+        result = evaluate_warp(loaded, photo_list, kinds, backend, threads, batch)
+    else:
+        result = _evaluate_with_heatmaps(loaded, photo_list, kinds, backend, threads, batch, heatmaps, overwrite)
     data = result.to_json_dict()
     text = json.dumps(data, indent=2)
     if report is not None:
@@ -58,6 +65,35 @@ def warp(
         print(text)
     else:
         print_warp_tables(data)
+
+
+def _evaluate_with_heatmaps(model, photo_list, kinds, backend, threads, batch, folder: Path, overwrite: bool):
+    from mclrt.runtime.errors import UserError
+    from mclrt.runtime.image_out import write_png
+    from mclrt.training.eval.attention import AttentionProbe
+    from mclrt.training.eval.heatmap import heatmap_path, heatmap_picture, query_results
+    from mclrt.training.eval.warp import evaluate_warp
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError("exists and is not a folder", folder)
+    paths = {(photo.name, kind.value): heatmap_path(folder, photo.name, kind.value) for photo in photo_list for kind in kinds}
+    seen: dict[Path, str] = {}
+    for (name, _), path in paths.items():
+        if path in seen:
+            raise UserError(f"{name} and {seen[path]} would both write {path.name}; rename one", folder)
+        seen[path] = name
+        if path.exists() and not overwrite:
+            raise UserError("already exists (pass --overwrite to replace it)", path)
+
+    with AttentionProbe(model, threads) as probe:
+
+        def draw(warped) -> None:
+            attention = probe.attention(warped.condition, warped.encoded)
+            queries = query_results(model, attention, warped.condition, warped.pair.exemplar_position)
+            picture = heatmap_picture(model, warped.condition, warped.pair.exemplar, warped.warped, queries)
+            write_png(paths[(warped.photo.name, warped.pair.kind.value)], picture, overwrite=overwrite)
+
+        return evaluate_warp(model, photo_list, kinds, backend, threads, batch, on_pair=draw)
 
 
 def _pair_kinds(names: List[str]):

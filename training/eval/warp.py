@@ -30,7 +30,7 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo, photo_to_tensor
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.pipeline import TranslationPipeline
+from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline
 from mclrt.runtime.runners import RunnerError
 from mclrt.training.eval.metrics.l1 import l1
 from mclrt.training.eval.metrics.psnr import psnr
@@ -54,6 +54,7 @@ class WarpedPair:
     pair: PseudoPair
     condition: np.ndarray  # float32 [L, H, W]
     warped: np.ndarray  # uint8 [H, W, 3]: the model's warped exemplar
+    encoded: EncodedExemplar  # the exemplar's keys and values (batch 1), for looking at the attention
 
     def scores(self) -> dict[str, dict[str, float]]:
         mean_colour = np.broadcast_to(np.round(self.pair.exemplar.reshape(-1, 3).mean(axis=0)).astype(np.uint8), self.pair.exemplar.shape)
@@ -160,9 +161,11 @@ def warp_pairs(
                 own = None
                 if model.condition.maskmix:
                     own = np.stack([condition_from_photo(pair.exemplar, extract, size, photo.path) for photo, pair in chunk])
-                result = pipeline.translate(maps, pipeline.encode(exemplars, own))
+                encoded = pipeline.encode(exemplars, own)
+                result = pipeline.translate(maps, encoded)
                 for i, (photo, pair) in enumerate(chunk):
-                    yield WarpedPair(photo, pair, maps[i], to_uint8_rgb(result.warped[i]))
+                    one = EncodedExemplar(encoded.keys[i : i + 1], encoded.values[i : i + 1])
+                    yield WarpedPair(photo, pair, maps[i], to_uint8_rgb(result.warped[i]), one)
     except RunnerError as err:
         raise UserError(str(err), model.path) from err
 
