@@ -235,3 +235,12 @@ def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, caps
     code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder)
     assert code == 2 and (folder / written[0]).read_bytes() == before
     _one_error_line(err, "astronaut_flip-shift.png", "already exists")
+
+
+def test_a_maskmix_model_gets_each_exemplars_own_condition(photos, tmp_path, capsys):
+    """Maskmix encoders also take the exemplar's condition map: extracted from the transformed exemplar."""
+    model = build_tiny_model_dir(tmp_path / "maskmix", TinySpec(kind="edge", channels=1, maskmix=True, extract="canny"))
+    code, out, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--json", "--heatmaps", tmp_path / "maps")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["photos"] == 2 and len(data["pairs"]) == 4 and len(list((tmp_path / "maps").iterdir())) == 4
