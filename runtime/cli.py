@@ -52,6 +52,9 @@ app.command("export")(export)
 from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
 
 app.command("train")(train_command)
+from mclrt.training.eval.cli import eval_app  # noqa: E402  (scikit-image and torch are imported when a command runs)
+
+app.add_typer(eval_app, name="eval")
 from mclrt.runtime.commands.infer import infer  # noqa: E402
 
 app.command("infer")(infer)

@@ -49,11 +49,16 @@ _NORMALIZE_EPS = 1e-7  # as the reference PatchSampleF; a zero vector stays zero
 class MCLSettings:
     """How the marginal contrastive loss is computed (its weight in the objective is a config field).
 
-    `paper()` follows the MCL-Net paper and supplement: 256 sampled positions, margin m = 0.4 rad,
-    tau = 0.07, bidirectional L_xy + L_yx, a 2-layer MLP projection head (256 units) per domain,
-    gradients into both encoders. The paper's weight for the term is 1.0: the reference code (UNITE,
-    `--nce_w 0.01`) computes the loss but never adds it to the generator objective, so 0.01 was never
-    the weight of a trained term; MATEBIT, which does add it, is a different model.
+    `paper()` follows the MCL-Net paper and supplement where they say something: margin m = 0.4 rad
+    (paper §3.2), tau = 0.07 and a 2-layer MLP projection head (256 units) per domain (supplement),
+    bidirectional L_xy + L_yx, gradients into both encoders. Two of its values are *ours*, not the paper's:
+    - 256 sampled positions: the paper's eq. 1 sums over all N positions of the feature map; sampling
+      256 per image is CUT's (PatchNCE's) default, which the supplement cites for the projection head.
+      It keeps the S x S logits small (N = 4096 at the paper's 64x64 correspondence).
+    - the term's weight 1.0 (`LossWeights.mcl`): the paper writes a lambda_3 for it (eq. 8) but publishes
+      no value. The reference code (UNITE, `--nce_w 0.01`) computes the loss but never adds it to the
+      generator objective, so 0.01 was never the weight of a trained term; MATEBIT, which does add it, is
+      a different model.
 
     `reference_code()` reproduces that public code (`BidirectionalNCE1`, despite its name one
     direction only): 64 positions, m = 0.25, tau = 0.05, no projection head, the image branch detached.

@@ -82,8 +82,8 @@ class LossWeights:
 
 @dataclass
 class MCLOptions:
-    """Which marginal contrastive loss: the paper's (256 positions, m 0.4, tau 0.07, both directions,
-    projection heads) or the public reference code's (64 positions, m 0.25, tau 0.05, one direction,
+    """Which marginal contrastive loss: the paper's (m 0.4, tau 0.07, both directions, projection heads;
+    256 sampled positions is our choice, eq. 1 uses all) or the public reference code's (64 positions, m 0.25, tau 0.05, one direction,
     no heads, image branch detached); see `mclrt.training.losses.MCLSettings`."""
 
     variant: Literal["paper", "reference-code"] = "paper"

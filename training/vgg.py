@@ -27,6 +27,16 @@ Input normalization follows the weights, because each set was trained on a diffe
 - CoCosNet keys (Caffe-converted VGG-19): [-1,1] -> [0,1] -> BGR -> minus the Caffe mean -> x 255
   (CoCosNet's `vgg_preprocess` with `--vgg_normal_correct`, set in all its training commands).
 
+Which file to use: CoCosNet's `vgg19_conv.pth` is the documented default for the paper configs. The
+loss weights those configs take from CoCosNet (lambda_vgg 10, fm_ratio, weight_perceptual 0.001/0.01)
+were tuned with that Caffe-converted VGG-19, whose inputs are on the 0..255 scale: its activations, and
+so the feature-matching L1 and perceptual MSE built on them, are on a different scale from torchvision's
+VGG-19 on ImageNet-normalized inputs. With torchvision's file those two terms weigh differently in the
+objective than in the paper, by a factor we have not measured (no VGG weights can be fetched on the
+machines this was written on); the contextual loss compares normalized features and is unaffected.
+torchvision's file still works and is found automatically in the hub cache; prefer vgg19_conv.pth
+when the goal is the paper's balance of losses.
+
 There is no silent fallback to random weights: without a file, `load_vgg_features` raises a one-line
 `UserError` that names the path, the environment variable and the hub cache file. Whether to train with
 the VGG losses off instead is the trainer's decision; it can ask `vgg_weights_available()` first.
