@@ -165,8 +165,8 @@ def run_video(
                 frame_size = output_size(where) if where else image_size
                 with open_sink(out, frame_size, out_fps, overwrite) as sink:
                     # Once the sink is open: a frame rate no video file keeps is refused there, in one line.
-                    console.print(_start_line(source.name, out, frame_size, how, backend_name, settings), markup=False)
-                    console.print(describe_fit(fit, keep_aspect), markup=False)
+                    start_line = _start_line(source.name, out, frame_size, how, backend_name, settings)
+                    console.print(f"{start_line}; {describe_fit(fit, keep_aspect)}", markup=False)
                     sink = RestoringSink(sink, where) if where else sink
                     ledger = FrameLedger(on_failure=lambda failure: _report_failure(console, failure))
                     stream = FrameStream(
