@@ -91,26 +91,36 @@ def results_grid(
     cell: int = 256,
     gap: int = 4,
     title_height: int = 28,
+    row_labels: Sequence[str] | None = None,
+    label_width: int = 250,
 ) -> np.ndarray:
     """One picture of several results: a row per result, a column per title, titles on top.
 
-    Every cell is an RGB uint8 image, fitted to cell x cell. Returns RGB uint8.
+    Every cell is an RGB uint8 image, fitted to cell x cell. With `row_labels` (one per row; lines
+    separated by newlines) a column of that text comes first. Returns RGB uint8.
     """
     if not rows or any(len(row) != len(titles) for row in rows):
         raise ValueError(f"every row needs {len(titles)} images (one per title)")
+    if row_labels is not None and len(row_labels) != len(rows):
+        raise ValueError(f"{len(rows)} rows but {len(row_labels)} row labels")
+    offset = label_width + gap if row_labels is not None else 0
     columns = len(titles)
-    width = columns * cell + (columns + 1) * gap
+    width = offset + columns * cell + (columns + 1) * gap
     height = title_height + len(rows) * cell + (len(rows) + 1) * gap
     canvas = np.full((height, width, 3), 255, np.uint8)
     font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1
     for c, title in enumerate(titles):
         (text_width, text_height), _ = cv2.getTextSize(title, font, scale, thickness)
-        x = gap + c * (cell + gap) + max(0, (cell - text_width) // 2)
+        x = offset + gap + c * (cell + gap) + max(0, (cell - text_width) // 2)
         y = (title_height + text_height) // 2
         cv2.putText(canvas, title, (x, y), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     for r, row in enumerate(rows):
         top = title_height + gap + r * (cell + gap)
+        if row_labels is not None:
+            for line_number, line in enumerate(row_labels[r].splitlines()):
+                y = top + 24 + line_number * 24
+                cv2.putText(canvas, line, (gap, y), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
         for c, image in enumerate(row):
-            left = gap + c * (cell + gap)
+            left = offset + gap + c * (cell + gap)
             canvas[top : top + cell, left : left + cell] = fit(np.asarray(image, np.uint8), (cell, cell))
     return canvas

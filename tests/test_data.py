@@ -383,6 +383,36 @@ def test_package_photos_dataset(photos):
     assert torch.equal(sample["image"], again["image"]) and torch.equal(sample["exemplar"], again["exemplar"])
 
 
+def test_augmented_pseudo_pairs_are_shifted_rescaled_flipped_views_of_the_ground_truth(photos):
+    # No shift, no rescale: the exemplar is the ground-truth crop itself or its mirror image.
+    same = PhotosDataset(
+        PhotosConfig(image_size=64, face_contours="off", pseudo_pair_probability=1.0, pseudo_pair_views="augment",
+                     pseudo_pair_shift=0.0, pseudo_pair_scale=0.0)
+    )
+    flips = []
+    for index in range(len(photos)):
+        sample = same.sample(index, 0)
+        image, exemplar = sample["image"], sample["exemplar"]
+        flips.append(not torch.equal(image, exemplar))
+        assert torch.equal(exemplar, image) or torch.equal(exemplar, image.flip(-1))
+    assert any(flips) and not all(flips)
+    # With shift and rescale, the exemplar differs but still shows mostly the same content: closer to the
+    # ground truth (after undoing a flip) than the independent crops of the old pseudo pairs are.
+    def mean_error(views: str) -> float:
+        dataset = PhotosDataset(PhotosConfig(image_size=64, face_contours="off", pseudo_pair_probability=1.0, pseudo_pair_views=views))
+        errors = []
+        for epoch in range(6):
+            for index in range(len(photos)):
+                sample = dataset.sample(index, epoch)
+                image, exemplar = sample["image"], sample["exemplar"]
+                errors.append(min((exemplar - image).abs().mean(), (exemplar.flip(-1) - image).abs().mean()).item())
+        return float(np.mean(errors))
+
+    assert mean_error("augment") < 0.8 * mean_error("independent")
+    with pytest.raises(UserError, match="pseudo_pair_views"):
+        PhotosConfig(pseudo_pair_views="sideways")
+
+
 def test_photos_from_a_folder(tmp_path, photos):
     write_rgb(tmp_path / "shots" / "a.jpg", photos[1])
     write_rgb(tmp_path / "shots" / "trip" / "b.png", photos[2], jpeg=False)

@@ -135,7 +135,10 @@ def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
     photo = cv2.resize(photo, (128, 128), interpolation=cv2.INTER_AREA)
     pair = make_pair(photo, PairKind.flip_shift)
     with TranslationPipeline.open(model, threads=1) as pipeline:
-        warped = to_uint8_rgb(pipeline.translate(edge_map(photo)[None], pipeline.encode(photo_to_tensor(pair.exemplar))).warped[0])
+        # A maskmix model's encoder also takes the exemplar's own condition map (Canny of the exemplar).
+        own = edge_map(pair.exemplar)[None] if model.condition.maskmix else None
+        encoded = pipeline.encode(photo_to_tensor(pair.exemplar), own)
+        warped = to_uint8_rgb(pipeline.translate(edge_map(photo)[None], encoded).warped[0])
     row = next(r for r in data["pairs"] if r["photo"] == "astronaut.png" and r["pairs"] == "flip-shift")
     assert row["model"]["l1"] == pytest.approx(np.abs(warped.astype(float) - photo).mean(), abs=1e-6)
     assert row["unwarped"]["l1"] == pytest.approx(np.abs(pair.exemplar.astype(float) - photo).mean(), abs=1e-6)
@@ -212,7 +215,9 @@ def test_attention_probe_rows_reproduce_the_translators_warp():
     photo = cv2.resize(package_photos()[1].rgb, (128, 128), interpolation=cv2.INTER_AREA)
     condition = edge_map(photo)
     with TranslationPipeline.open(model, threads=1) as pipeline, AttentionProbe(model, threads=1) as probe:
-        encoded = pipeline.encode(photo_to_tensor(np.ascontiguousarray(photo[:, ::-1])))
+        mirrored = np.ascontiguousarray(photo[:, ::-1])
+        own = edge_map(mirrored)[None] if model.condition.maskmix else None  # maskmix: the exemplar's own map
+        encoded = pipeline.encode(photo_to_tensor(mirrored), own)
         warped = pipeline.translate(condition, encoded).warped[0]
         attention = probe.attention(condition, encoded)
     positions = np.array([0, 33, 517, 1023])

@@ -55,6 +55,13 @@ def test_results_grid_layout_and_titles():
     np.testing.assert_array_equal(grid[24 : 24 + 64, 4 : 4 + 64], rows[0][0])  # cells already at size stay exact
     with pytest.raises(ValueError, match="4 images"):
         results_grid([rows[0][:3]])
+    # row labels: a text column first, the cells move right by its width
+    labelled = results_grid(rows, cell=64, gap=4, title_height=20, row_labels=["one\ntwo", "three"], label_width=80)
+    assert labelled.shape == (grid.shape[0], grid.shape[1] + 84, 3)
+    np.testing.assert_array_equal(labelled[24 : 24 + 64, 88 : 88 + 64], rows[0][0])
+    assert labelled[24 : 24 + 64, :80].min() < 100  # the label is drawn
+    with pytest.raises(ValueError, match="row labels"):
+        results_grid(rows, row_labels=["only one"])
 
 
 def test_side_by_side_matches_heights():

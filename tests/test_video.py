@@ -341,13 +341,13 @@ def test_raw_frames_stdin_to_stdout(ws, tmp_path):
     assert "error: frame 6: truncated frame" in stderr
     assert len(done.stdout) == 6 * 32 * 32 * 3
     got = np.frombuffer(done.stdout, np.uint8).reshape(6, 32, 32, 3)
-    # The same frames through the Python API give the same pixels.
+    # The same frames through the Python API give the same pixels (the 48x40 frames centre-cropped: --fit crop).
     model = load_model_dir(ws / "tiny")
-    exemplar = load_exemplar(ws / "exemplar.png", model.condition, model.image_size)
+    exemplar = load_exemplar(ws / "exemplar.png", model.condition, model.image_size, fit="crop")
     with TranslationPipeline.open(model) as pipeline:
         encoded = pipeline.encode(exemplar.tensor)
         for rgb, out in zip(frames, got):
-            condition = condition_from_photo(rgb, "canny", model.image_size)
+            condition = condition_from_photo(rgb, "canny", model.image_size, fit="crop")
             np.testing.assert_array_equal(out, to_uint8_rgb(pipeline.translate(condition[None], encoded).images[0]))
 
 

@@ -1,13 +1,17 @@
 """`make demo`: the committed demo model translates real photos' edges in the style of other photos.
 
-    python -m mclrt.tools.demo [--model runtime/models/demo] [--out out/demo] [--overwrite]
+    python -m mclrt.tools.demo [--model runtime/models/demo] [--out out/demo] [--photos DIR] [--overwrite]
 
 The photos are the CC0 / public-domain / CC-BY ones that ship inside installed Python packages
 (scikit-image, scikit-learn, matplotlib; see mclrt.runtime.inputs.package_photos), written to
-OUT/photos/. Each exemplar runs through `mclrt infer` (its Python entry point, the same code as the
-command) on the conditions paired with it, and OUT/results.png gathers one row per pair:
-condition | exemplar | warped exemplar | output. Rows pair a photo with itself (what the model was
-trained on) and with other photos (swapped exemplars).
+OUT/photos/. The demo model was trained on them, so they show what it learned; `--photos DIR` (a
+corpus written by `python -m mclrt.tools.fetch_photos`, `make photos`) adds rows with photos of its
+held-out split, which training never saw. Each exemplar runs through `mclrt infer` (its Python entry
+point, the same code as the command) on the conditions paired with it, and OUT/results.png gathers
+one row per pair -- condition | exemplar | warped exemplar | output -- labelled on the left: which
+photo the condition was drawn from, which photo is the exemplar, whether the exemplar is that very
+photo (as given, or mirrored and shifted: the pseudo pairs of training and of `mclrt eval warp`) or
+another photo, and whether each photo was a training photo or held out.
 """
 
 from __future__ import annotations
@@ -17,52 +21,112 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
-# (condition photo, exemplar photo): every condition once with itself, then with swapped exemplars.
-PAIRS: tuple[tuple[str, str], ...] = (
-    ("astronaut", "astronaut"),
-    ("astronaut", "chelsea"),
-    ("chelsea", "chelsea"),
-    ("chelsea", "coffee"),
-    ("coffee", "grace_hopper"),
-    ("grace_hopper", "astronaut"),
-    ("rocket", "flower"),
+
+class Pair(NamedTuple):
+    condition: str  # the photo the condition is drawn from
+    exemplar: str  # the exemplar photo ("<name>~" is <name> mirrored and shifted)
+
+
+MIRRORED = "~"
+# Package photos (all of them training photos of the demo model): each condition with itself, mirrored,
+# and with another photo's style.
+PAIRS: tuple[Pair, ...] = (
+    Pair("astronaut", "astronaut"),
+    Pair("chelsea", "chelsea~"),
+    Pair("coffee", "coffee~"),
+    Pair("chelsea", "coffee"),
+    Pair("grace_hopper", "astronaut"),
+    Pair("rocket", "flower"),
 )
+HELDOUT_ROWS = 2  # photos of --photos' held-out split: each with itself mirrored, then the first with the second
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "runtime" / "models" / "demo"
 
 
-def run_demo(model_path: Path, out: Path, overwrite: bool = False) -> Path:
+def mirrored(rgb):
+    """The photo flipped left-right and shifted by 1/8 of its width and 1/16 of its height (edges reflected)."""
+    import cv2
     import numpy as np
 
+    height, width = rgb.shape[:2]
+    shift = np.float32([[1, 0, width // 8], [0, 1, height // 16]])
+    return cv2.warpAffine(np.ascontiguousarray(rgb[:, ::-1]), shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+
+
+def heldout_photos(corpus: Path, count: int) -> dict[str, object]:
+    """The first `count` photos (name order) of a fetch_photos corpus' held-out split, at most 768 px."""
+    from mclrt.runtime.errors import UserError
+    from mclrt.runtime.inputs.image_io import list_images, load_rgb
+
+    folder = corpus / "heldout"
+    if not (corpus / "manifest.json").is_file() or not folder.is_dir():
+        raise UserError("is not a photo corpus (no manifest.json and heldout/; make one with `make photos`)", corpus)
+    paths = list_images(folder)[:count]
+    if len(paths) < count:
+        raise UserError(f"holds {len(paths)} held-out photo(s); the demo shows {count}", folder)
+    return {path.stem: load_rgb(path) for path in paths}
+
+
+def pair_label(pair: Pair, heldout: set[str]) -> str:
+    condition, exemplar = pair
+    base = exemplar.removesuffix(MIRRORED)
+
+    def split(name: str) -> str:
+        return "HELD OUT" if name in heldout else "training photo"
+
+    if base == condition:
+        how = "the photo itself,\nmirrored + shifted" if exemplar.endswith(MIRRORED) else "the photo itself"
+        return f"{condition}\n({split(condition)})\nexemplar: {how}"
+    return f"{condition}\n({split(condition)})\nexemplar: {base}\n({split(base)})"
+
+
+def run_demo(model_path: Path, out: Path, overwrite: bool = False, corpus: Path | None = None) -> Path:
+    import numpy as np
+
+    from mclrt.runtime.commands.infer import run_infer
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.image_out import condition_to_rgb, encode_png, results_grid, write_png
     from mclrt.runtime.inputs.image_io import load_rgb
-    from mclrt.runtime.commands.infer import run_infer
-    from mclrt.runtime.model_dir import load_model_dir
     from mclrt.runtime.inputs.package_photos import package_photos
     from mclrt.runtime.inputs.preprocess import condition_from_photo, resize_photo
+    from mclrt.runtime.model_dir import load_model_dir
 
     grid_path = out / "results.png"
     if grid_path.exists() and not overwrite:
         raise UserError("already exists (pass --overwrite to replace it)", grid_path)
     model = load_model_dir(model_path)
     extract = model.condition.extract or "none"
-    photos = {photo.name: photo for photo in package_photos()}
-    missing = sorted({name for pair in PAIRS for name in pair} - set(photos))
+    photos = {photo.name: photo.rgb for photo in package_photos()}
+    pairs = list(PAIRS)
+    heldout: set[str] = set()
+    if corpus is not None:
+        extra = heldout_photos(corpus, HELDOUT_ROWS)
+        heldout = set(extra)
+        photos.update(extra)
+        names = sorted(extra)
+        pairs += [Pair(name, name + MIRRORED) for name in names] + [Pair(names[0], names[1])]
+    missing = sorted({name.removesuffix(MIRRORED) for pair in pairs for name in pair} - set(photos))
     if missing:
         raise UserError(f"package photos not installed: {', '.join(missing)} (pip install 'mclrt[photos]')")
+    for pair in pairs:
+        if pair.exemplar.endswith(MIRRORED):
+            photos[pair.exemplar] = mirrored(photos[pair.exemplar.removesuffix(MIRRORED)])
 
     out.mkdir(parents=True, exist_ok=True)
     photo_dir = out / "photos"
     photo_dir.mkdir(exist_ok=True)
-    for name in {n for pair in PAIRS for n in pair}:
-        path = photo_dir / f"{name}.png"
-        if not path.exists():
-            path.write_bytes(encode_png(photos[name].rgb))
+    for name in {n for pair in pairs for n in pair}:
+        path = photo_dir / f"{name.replace(MIRRORED, '_mirrored')}.png"
+        if not path.exists() or overwrite:
+            path.write_bytes(encode_png(photos[name]))
+
+    def file_of(name: str) -> Path:
+        return photo_dir / f"{name.replace(MIRRORED, '_mirrored')}.png"
 
     by_exemplar: dict[str, list[str]] = defaultdict(list)
-    for condition, exemplar in PAIRS:
+    for condition, exemplar in pairs:
         by_exemplar[exemplar].append(condition)
 
     rows = []
@@ -70,33 +134,28 @@ def run_demo(model_path: Path, out: Path, overwrite: bool = False) -> Path:
     with tempfile.TemporaryDirectory(dir=out, prefix=".demo-") as scratch:
         results: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for exemplar, conditions in by_exemplar.items():
-            target = Path(scratch) / exemplar
+            target = Path(scratch) / exemplar.replace(MIRRORED, "_mirrored")
             for condition in conditions:  # one call per condition keeps the file names unambiguous
                 run_infer(
                     model_path=model_path,
-                    cond=str(photo_dir / f"{condition}.png"),
-                    exemplar_path=photo_dir / f"{exemplar}.png",
+                    cond=str(file_of(condition)),
+                    exemplar_path=file_of(exemplar),
                     out=target,
                     save_warp=True,
                     extract=extract,
                     overwrite=True,
+                    fit="stretch",  # the whole photo, as in the grid's condition and exemplar columns
                 )
                 results[(condition, exemplar)] = (
                     load_rgb(target / f"{condition}_warp.png"),
                     load_rgb(target / f"{condition}.png"),
                 )
-        for condition, exemplar in PAIRS:
-            cond_map = condition_from_photo(photos[condition].rgb, extract, size)
+        for condition, exemplar in pairs:
+            cond_map = condition_from_photo(photos[condition], extract, size)
             warped, output = results[(condition, exemplar)]
-            rows.append(
-                [
-                    condition_to_rgb(cond_map, model.condition.kind),
-                    resize_photo(photos[exemplar].rgb, size),
-                    warped,
-                    output,
-                ]
-            )
-    write_png(grid_path, results_grid(rows), overwrite=overwrite)
+            rows.append([condition_to_rgb(cond_map, model.condition.kind), resize_photo(photos[exemplar], size), warped, output])
+    labels = [pair_label(pair, heldout) for pair in pairs]
+    write_png(grid_path, results_grid(rows, row_labels=labels), overwrite=overwrite)
     return grid_path
 
 
@@ -106,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mclrt.tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument(
+        "--photos", type=Path, default=None, help="a fetch_photos corpus: add rows with photos of its held-out split"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT/results.png")
     args = parser.parse_args(argv)
     try:
-        grid = run_demo(args.model, args.out, args.overwrite)
+        grid = run_demo(args.model, args.out, args.overwrite, args.photos)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

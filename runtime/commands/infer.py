@@ -35,7 +35,8 @@ from mclrt.runtime.fsutil import check_output_location
 from mclrt.runtime.image_out import condition_to_rgb, side_by_side, to_uint8_rgb, write_png
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline, correspondence_colours
-from mclrt.runtime.inputs.preprocess import ConditionSource, check_extract, find_condition_sources, load_condition, load_exemplar
+from mclrt.runtime.inputs.fit import Fit, check_keep_aspect, describe_fit, restore_aspect
+from mclrt.runtime.inputs.preprocess import ConditionSource, check_extract, find_condition_sources, load_condition_placed, load_exemplar
 from mclrt.runtime.runners import RunnerError
 from mclrt.runtime.threads import cap_threads
 
@@ -138,6 +139,12 @@ def infer(
     shard: Optional[str] = typer.Option(
         None, "--shard", metavar="K/N", help="Translate only shard K (0..N-1) of N, so N machines share a folder (implies --skip-existing)."
     ),
+    fit: Fit = typer.Option(
+        Fit.crop, "--fit", help="Inputs of another aspect ratio than the model's: crop (centre), pad, or stretch."
+    ),
+    keep_aspect: bool = typer.Option(
+        False, "--keep-aspect", help="Write outputs at each condition's aspect ratio (with --fit pad or stretch)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary (outputs, failures, shard, timings) as one JSON object."),
 ) -> None:
     """Translate condition maps into images that look like the exemplar."""
@@ -159,10 +166,13 @@ def infer(
         threads=cap_threads(threads),
         skip_existing=skip_existing,
         shard=None if shard is None else parse_shard(shard),
+        fit=fit.value,
+        keep_aspect=keep_aspect,
     )
     if json_output:
-        print(json.dumps(summary.to_json_dict(out)))
+        print(json.dumps({**summary.to_json_dict(out), "fit": fit.value, "keep_aspect": keep_aspect}))
     else:
+        console.print(describe_fit(fit.value, keep_aspect), highlight=False, soft_wrap=True)
         _print_summary(console, summary, out)
     if summary.interrupted:
         raise SystemExit(EXIT_INTERRUPTED)
@@ -218,6 +228,8 @@ def run_infer(
     threads: int = 0,
     skip_existing: bool = False,
     shard: tuple[int, int] | None = None,
+    fit: str = "crop",
+    keep_aspect: bool = False,
 ) -> InferSummary:
     """The work of `mclrt infer`, callable from Python (the demo and tests use it).
 
@@ -225,6 +237,7 @@ def run_infer(
     """
     from rich.console import Console
 
+    check_keep_aspect(fit, keep_aspect)
     model = load_model_dir(model_path)
     spec, size = model.condition, model.image_size
     check_extract(extract, spec)
@@ -244,7 +257,7 @@ def run_infer(
     _check_outputs(out, sources, found, exemplar_path, save_warp, overwrite, skip_existing)
     if not sources:
         return summary
-    exemplar = load_exemplar(exemplar_path, spec, size, extract, exemplar_cond)
+    exemplar = load_exemplar(exemplar_path, spec, size, extract, exemplar_cond, fit)
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     done: set[str] = set()  # stems translated or reported failed
@@ -261,10 +274,12 @@ def run_infer(
                 task = progress.add_task("translating", total=len(sources))
                 for first in range(0, len(sources), batch):
                     chunk = sources[first : first + batch]
-                    good, maps = [], []
+                    good, maps, places = [], [], []
                     for source in chunk:
                         try:
-                            maps.append(load_condition(source, spec, size, extract))
+                            condition_map, where = load_condition_placed(source, spec, size, extract, fit)
+                            maps.append(condition_map)
+                            places.append(where if keep_aspect else None)
                             good.append(source)
                         except UserError as err:
                             if not continue_on_error:
@@ -279,7 +294,7 @@ def run_infer(
                             try:
                                 summary.written += _write_outputs(
                                     out, source, model, maps[i], exemplar.rgb, result.images[i], result.warped[i],
-                                    None if corr is None else (colours[1], corr.warped[i]), overwrite, skip_existing,
+                                    None if corr is None else (colours[1], corr.warped[i]), overwrite, skip_existing, places[i],
                                 )
                             except OutputWriteError as err:  # a full disk fails every file after it: stop
                                 raise OutputWriteError(f"{err.problem}; {_stopped(summary, sources)}", err.path) from err
@@ -326,13 +341,15 @@ def _colour_exemplar(model: ModelDir, encoded: EncodedExemplar) -> tuple[Encoded
     return EncodedExemplar(keys=encoded.keys, values=values.astype(encoded.values.dtype)), picture
 
 
-def _write_outputs(out, source, model, condition, exemplar_rgb, image, warped, corr, overwrite, skip_existing) -> list[Path]:
+def _write_outputs(out, source, model, condition, exemplar_rgb, image, warped, corr, overwrite, skip_existing, where=None) -> list[Path]:
     """Write a condition's outputs; the main image last, so its presence means the set is complete.
 
-    With `skip_existing` (resuming a stopped run) files already there are kept, not replaced.
+    With `skip_existing` (resuming a stopped run) files already there are kept, not replaced. With
+    `where` (--keep-aspect) the image and the warp are written at the input's aspect ratio.
     """
     paths = output_paths(out, source.stem, corr is not None)
-    pictures = {paths[0]: lambda: to_uint8_rgb(image)}
+    as_input = (lambda rgb: restore_aspect(rgb, where)) if where is not None else (lambda rgb: rgb)
+    pictures = {paths[0]: lambda: as_input(to_uint8_rgb(image))}
     if corr is not None:
         key_picture, corr_map = corr
 
@@ -340,7 +357,7 @@ def _write_outputs(out, source, model, condition, exemplar_rgb, image, warped, c
             key = (0.5 * exemplar_rgb.astype(np.float32) + 0.5 * to_uint8_rgb(key_picture).astype(np.float32)).astype(np.uint8)
             return side_by_side([key, to_uint8_rgb(corr_map), condition_to_rgb(condition, model.condition.kind)])
 
-        pictures = {paths[1]: lambda: to_uint8_rgb(warped), paths[2]: corr_panels, **pictures}
+        pictures = {paths[1]: lambda: as_input(to_uint8_rgb(warped)), paths[2]: corr_panels, **pictures}
     written = []
     for path, picture in pictures.items():
         if skip_existing and not overwrite and path.exists():

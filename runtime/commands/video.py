@@ -36,13 +36,14 @@ from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, OutputWriteE
 from mclrt.runtime.fsutil import check_output_location
 from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
+from mclrt.runtime.inputs.fit import Fit, check_keep_aspect, describe_fit, output_size, placement
 from mclrt.runtime.inputs.preprocess import load_exemplar
 from mclrt.runtime.runners import RunnerError
 from mclrt.runtime.threads import cap_threads
 from mclrt.runtime.video.extract import condition_maker
 from mclrt.runtime.video.ledger import Failure, FrameLedger
 from mclrt.runtime.video.report import VideoReport
-from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, check_output, open_sink
+from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT, RestoringSink, check_output, open_sink
 from mclrt.runtime.video.sources import open_source, parse_size
 from mclrt.runtime.video.stream import FrameStream, StreamSettings, run_stream
 
@@ -90,6 +91,10 @@ def video(
         None, "--exemplar-cond", help="The exemplar's own condition map (maskmix models; default: extracted from the photo)."
     ),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    fit: Fit = typer.Option(Fit.crop, "--fit", help="Frames of another aspect ratio than the model's: crop (centre), pad, or stretch."),
+    keep_aspect: bool = typer.Option(
+        False, "--keep-aspect", help="Write frames at the source's aspect ratio (the first frame's; with --fit pad or stretch)."
+    ),
 ) -> None:
     """Translate a video stream frame by frame in the style of one exemplar (encoded once)."""
     from rich.console import Console
@@ -112,6 +117,8 @@ def video(
             exemplar_cond=exemplar_cond,
             threads=cap_threads(threads),
             console=console,
+            fit=fit.value,
+            keep_aspect=keep_aspect,
         )
     power = telemetry.report(sampler.summary(), report.fps)  # None off a Jetson: the output is unchanged
     if json_report:
@@ -145,6 +152,8 @@ def run_video(
     exemplar_cond: Path | None = None,
     threads: int = 0,
     console=None,
+    fit: str = "crop",
+    keep_aspect: bool = False,
 ) -> VideoReport:
     """The work of `mclrt video`, callable from Python (video_bench and tests use it).
 
@@ -155,6 +164,7 @@ def run_video(
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     raw_size = parse_size(size) if size is not None else None
+    check_keep_aspect(fit, keep_aspect)
     check_output(out, overwrite)
     if out != STDOUT:
         given = [model_path, exemplar_path, *([exemplar_cond] if exemplar_cond else [])]
@@ -164,8 +174,8 @@ def run_video(
         model = load_model_dir(model_path)
         spec, image_size = model.condition, model.image_size
         how = extract or spec.extract or "none"
-        make_condition = condition_maker(spec, image_size, how)
-        exemplar = load_exemplar(exemplar_path, spec, image_size, how, exemplar_cond)
+        make_condition = condition_maker(spec, image_size, how, fit)
+        exemplar = load_exemplar(exemplar_path, spec, image_size, how, exemplar_cond, fit)
         try:
             with TranslationPipeline.open(model, backend, threads) as pipeline:
                 start = time.perf_counter()
@@ -176,9 +186,13 @@ def run_video(
                 if settings.keeps_real_time and not source.live:
                     settings = dataclasses.replace(settings, pace_fps=settings.pace_fps or source.fps or out_fps)
                 backend_name = describe(pipeline.translator)
-                with open_sink(out, image_size, out_fps, overwrite) as sink:
+                where = placement(source.first_frame_size(), image_size, fit) if keep_aspect else None
+                frame_size = output_size(where) if where else image_size
+                with open_sink(out, frame_size, out_fps, overwrite) as sink:
                     # Once the sink is open: a frame rate no video file keeps is refused there, in one line.
-                    console.print(_start_line(source.name, out, image_size, how, backend_name, settings), markup=False)
+                    start_line = _start_line(source.name, out, frame_size, how, backend_name, settings)
+                    console.print(f"{start_line}; {describe_fit(fit, keep_aspect)}", markup=False)
+                    sink = RestoringSink(sink, where) if where else sink
                     ledger = FrameLedger(on_failure=lambda failure: _report_failure(console, failure))
                     stream = FrameStream(
                         source,

@@ -18,6 +18,9 @@ Input that is probably wrong but usable gets a one-line warning on stderr (runti
 The exemplar is any photo: RGB, resized to the model's size (area), scaled to [-1, 1].
 
 The maps themselves are drawn by `mclrt.runtime.inputs.conditions`, the same code training uses.
+
+An input whose aspect ratio is not the model's is first fitted (`fit`: centre crop, pad or stretch; see
+`mclrt.runtime.inputs.fit`); the functions here default to `stretch`, the commands to `crop`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import cv2
 import numpy as np
 
 from mclrt.runtime.inputs import conditions
+from mclrt.runtime.inputs.fit import Placement, centre_crop, check_fit, fit_map, fit_photo, pad_content, placement
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.inputs.image_io import IMAGE_SUFFIXES
 from mclrt.runtime.model_dir import ConditionSpec
@@ -153,9 +157,19 @@ def check_extract(extract: str, condition: ConditionSpec) -> None:
         raise UserError(f"--extract {extract} needs mediapipe 0.10.21 (the [extract] extra): {conditions.MEDIAPIPE_INSTALL}")
 
 
-def load_condition(source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none") -> np.ndarray:
+def load_condition(
+    source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none", fit: str = "stretch"
+) -> np.ndarray:
     """The condition map float32 [L, H, W] in [0, 1] for one source; bad input is a UserError naming the file."""
+    return load_condition_placed(source, condition, size, extract, fit)[0]
+
+
+def load_condition_placed(
+    source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none", fit: str = "stretch"
+) -> tuple[np.ndarray, Placement]:
+    """`load_condition` plus where the input landed in the model's frame (`fit`: see mclrt.runtime.inputs.fit)."""
     check_extract(extract, condition)
+    check_fit(fit)
     extract = resolve_auto(extract, condition)
     name = source.path.name.lower()
     is_image = _has_suffix(source.path, IMAGE_SUFFIXES)
@@ -168,36 +182,52 @@ def load_condition(source: ConditionSource, condition: ConditionSpec, size: tupl
             rgb = conditions.load_rgb(source.path)
             if _is_edge_map(rgb):
                 _warn_if_much_larger(rgb.shape[:2], size, source.path)
-                return _edge_image_to_map(rgb[:, :, 0], size)
+                return _edge_image_to_map(rgb[:, :, 0], size, fit)
             check_extract(condition.extract, condition)
-            return condition_from_photo(rgb, condition.extract, size, source.path)
+            return condition_from_photo_placed(rgb, condition.extract, size, source.path, fit)
         check_extract(extract, condition)
     if extract != "none":
-        return condition_from_photo(conditions.load_rgb(source.path), extract, size, source.path)
+        return condition_from_photo_placed(conditions.load_rgb(source.path), extract, size, source.path, fit)
     if name.endswith(".npy"):
-        return _load_npy_condition(source.path, condition, size)
+        return _load_npy_condition(source.path, condition, size, fit)
     if condition.kind == "edge":
-        return _load_edge_image(source.path, size)
+        return _load_edge_image(source.path, size, fit)
     if condition.kind == "label":
-        ids = conditions.load_label_png(source.path)
-        ids = cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-        return conditions.onehot_labels(ids, condition.channels, source.path)
+        ids, where = fit_map(conditions.load_label_png(source.path), size, fit)
+        return conditions.onehot_labels(ids, condition.channels, source.path), where
     if condition.kind == "pose":
-        return _load_pose(source, size)
+        # Keypoint files are in pixels of the model's frame already (checked there): nothing to fit.
+        return _load_pose(source, size), placement(size, size, "stretch")
     raise UserError(f"{condition.kind} conditions are read from .npy arrays [{condition.channels}, H, W]", source.path)
 
 
-def condition_from_photo(rgb: np.ndarray, extract: str, size: tuple[int, int], path: str | os.PathLike | None = None) -> np.ndarray:
+def condition_from_photo(
+    rgb: np.ndarray, extract: str, size: tuple[int, int], path: str | os.PathLike | None = None, fit: str = "stretch"
+) -> np.ndarray:
     """Make the condition from a photo: Canny edges (+ face contours), or a pose map from detected keypoints."""
+    return condition_from_photo_placed(rgb, extract, size, path, fit)[0]
+
+
+def condition_from_photo_placed(
+    rgb: np.ndarray, extract: str, size: tuple[int, int], path: str | os.PathLike | None = None, fit: str = "stretch"
+) -> tuple[np.ndarray, Placement]:
+    """`condition_from_photo` plus where the photo landed. With `pad` the map is drawn from the photo's
+    own region only and padded with 0, so the padding draws no edge along the seam."""
+    where = placement(rgb.shape[:2], size, fit)
+    if fit == "crop":
+        rgb = centre_crop(rgb, size)
+    region = (where.box[2], where.box[3])
     if extract in ("canny", "face"):
-        return conditions.edge_map(resize_photo(rgb, size), face=extract == "face")
-    if extract == "pose":
+        content = conditions.edge_map(resize_photo(rgb, region), face=extract == "face")
+    elif extract == "pose":
         try:
             keypoints = conditions.pose_keypoints_from_photo(rgb)
         except UserError as err:
             raise UserError(err.problem, err.path or path) from None
-        return conditions.pose_map(_scale_keypoints(keypoints, rgb.shape[:2], size), size)
-    raise ValueError(f"unknown extractor {extract!r}")
+        content = conditions.pose_map(_scale_keypoints(keypoints, rgb.shape[:2], region), region)
+    else:
+        raise ValueError(f"unknown extractor {extract!r}")
+    return (pad_content(content, where) if fit == "pad" else content), where
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
@@ -213,7 +243,7 @@ def _is_edge_map(rgb: np.ndarray) -> bool:
     return _is_grey(rgb) and _midtone_share(rgb[:, :, 0]) < _PHOTO_MIDTONE_SHARE
 
 
-def _load_edge_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+def _load_edge_image(path: Path, size: tuple[int, int], fit: str) -> tuple[np.ndarray, Placement]:
     rgb = conditions.load_rgb(path)  # grey files come back with three equal channels
     if not _is_grey(rgb):
         raise UserError(
@@ -230,7 +260,7 @@ def _load_edge_image(path: Path, size: tuple[int, int]) -> np.ndarray:
         )
     else:
         _warn_if_much_larger(rgb.shape[:2], size, path)
-    return _edge_image_to_map(rgb[:, :, 0], size)
+    return _edge_image_to_map(rgb[:, :, 0], size, fit)
 
 
 def _warn_if_much_larger(shape: tuple[int, int], size: tuple[int, int], path: Path) -> None:
@@ -245,19 +275,24 @@ def _warn_if_much_larger(shape: tuple[int, int], size: tuple[int, int], path: Pa
         )
 
 
-def _edge_image_to_map(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Grey uint8 edge image -> binary map [1, H, W] at `size`, keeping thin lines when reducing."""
-    height, width = size
+def _edge_image_to_map(gray: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> tuple[np.ndarray, Placement]:
+    """Grey uint8 edge image -> binary map [1, H, W] at `size` (fitted by `fit`), keeping thin lines
+    when reducing, and where the image landed in the frame."""
+    where = placement(gray.shape[:2], size, fit)
+    if fit == "crop":
+        gray = centre_crop(gray, size)
+    height, width = where.box[2], where.box[3]  # the image's own region of the frame
     edges = (gray > 127).astype(np.float32)
     if edges.shape == (height, width):
-        return edges[None]
-    if edges.shape[0] >= height and edges.shape[1] >= width:
+        content = edges
+    elif edges.shape[0] >= height and edges.shape[1] >= width:
         # Area reduction gives each target pixel the share of edge pixels it covers; any share is an
         # edge (max-pooling), so a 1-pixel line stays a connected line instead of a dotted one.
         covered = cv2.resize(edges, (width, height), interpolation=cv2.INTER_AREA)
-        return (covered > 1e-6).astype(np.float32)[None]
-    gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_NEAREST)
-    return (gray > 127).astype(np.float32)[None]
+        content = (covered > 1e-6).astype(np.float32)
+    else:
+        content = (cv2.resize(gray, (width, height), interpolation=cv2.INTER_NEAREST) > 127).astype(np.float32)
+    return (pad_content(content[None], where) if fit == "pad" else content[None]), where
 
 
 def _load_pose(source: ConditionSource, size: tuple[int, int]) -> np.ndarray:
@@ -285,7 +320,7 @@ def _scale_keypoints(keypoints: np.ndarray, photo_size: tuple[int, int], size: t
     return scaled
 
 
-def _load_npy_condition(path: Path, condition: ConditionSpec, size: tuple[int, int]) -> np.ndarray:
+def _load_npy_condition(path: Path, condition: ConditionSpec, size: tuple[int, int], fit: str) -> tuple[np.ndarray, Placement]:
     try:
         array = np.load(path, allow_pickle=False)  # never unpickle a user's file
     except (ValueError, OSError, EOFError) as err:
@@ -301,9 +336,8 @@ def _load_npy_condition(path: Path, condition: ConditionSpec, size: tuple[int, i
     array = array.astype(np.float32)
     if not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
         raise UserError("has values outside [0, 1] (or NaN/inf)", path)
-    if array.shape[1:] != tuple(size):
-        array = np.stack([cv2.resize(channel, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for channel in array])
-    return np.ascontiguousarray(array)
+    array, where = fit_map(array, size, fit)
+    return np.ascontiguousarray(array), where
 
 
 # --- exemplars ---------------------------------------------------------------------------------------------
@@ -335,18 +369,20 @@ def load_exemplar(
     size: tuple[int, int],
     extract: str = "none",
     exemplar_condition: str | os.PathLike | None = None,
+    fit: str = "stretch",
 ) -> Exemplar:
     """Read the exemplar photo; for maskmix models also make its own condition map.
 
     That map comes from `exemplar_condition` (a condition file, read like --cond) when given, else is
     extracted from the photo with `extract`, else with the model's default extractor.
     """
+    check_fit(fit)
     original = conditions.load_rgb(path)
-    rgb = resize_photo(original, size)
+    rgb = fit_photo(original, size, fit)[0]
     own = None
     if condition.maskmix:
         if exemplar_condition is not None:
-            own = load_condition(ConditionSource(Path(exemplar_condition).stem, Path(exemplar_condition)), condition, size)
+            own = load_condition(ConditionSource(Path(exemplar_condition).stem, Path(exemplar_condition)), condition, size, fit=fit)
         else:
             how = extract if extract not in ("none", "auto") else (condition.extract or "none")
             if how == "none":
@@ -356,5 +392,5 @@ def load_exemplar(
                     path,
                 )
             check_extract(how, condition)
-            own = condition_from_photo(original, how, size, path)
+            own = condition_from_photo(original, how, size, path, fit)
     return Exemplar(rgb, photo_to_tensor(rgb), own)

@@ -18,33 +18,35 @@ import numpy as np
 from mclrt.runtime.inputs.conditions import MEDIAPIPE_INSTALL, mediapipe_available, onehot_labels
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import ConditionSpec
+from mclrt.runtime.inputs.fit import fit_map
 from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo
 
-def condition_maker(spec: ConditionSpec, size: tuple[int, int], extract: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The per-frame function for this model and --extract; refuses combinations that cannot work, up front."""
+def condition_maker(
+    spec: ConditionSpec, size: tuple[int, int], extract: str, fit: str = "stretch"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The per-frame function for this model, --extract and --fit; refuses combinations that cannot work, up front."""
     check_extract(extract, spec)
     if extract in ("face", "pose") and not mediapipe_available():
         raise UserError(f"--extract {extract} needs mediapipe (the [extract] extra): {MEDIAPIPE_INSTALL}")
     if extract != "none":
-        return functools.partial(condition_from_photo, extract=extract, size=size)
+        return functools.partial(condition_from_photo, extract=extract, size=size, fit=fit)
     if spec.kind == "edge":
-        return functools.partial(edge_from_frame, size=size)
+        return functools.partial(edge_from_frame, size=size, fit=fit)
     if spec.kind == "label":
-        return functools.partial(labels_from_frame, classes=spec.channels, size=size)
+        return functools.partial(labels_from_frame, classes=spec.channels, size=size, fit=fit)
     hint = " (make them from photos with --extract pose)" if spec.kind == "pose" else ""
     raise UserError(
         f"this model's {spec.kind} condition has {spec.channels} channels, which frames of a video cannot carry{hint}"
     )
 
 
-def edge_from_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def edge_from_frame(rgb: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
     """An edge frame (white = edge) -> float32 [1, H, W] of 0/1, as `mclrt infer` reads edge images."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    gray = cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    gray = fit_map(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size, fit)[0]
     return (gray > 127).astype(np.float32)[None]
 
 
-def labels_from_frame(rgb: np.ndarray, classes: int, size: tuple[int, int]) -> np.ndarray:
+def labels_from_frame(rgb: np.ndarray, classes: int, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
     """A label frame (class ids in the first channel) -> one-hot float32 [classes, H, W]."""
-    ids = cv2.resize(np.ascontiguousarray(rgb[:, :, 0]), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    ids = fit_map(np.ascontiguousarray(rgb[:, :, 0]), size, fit)[0]
     return onehot_labels(ids, classes)

@@ -12,7 +12,7 @@
 - A folder gets `frame_<source index, 6 digits>.png`, each written atomically. Numbers follow the
   source, so the gaps show which frames were dropped or failed (ffmpeg reads such a folder with
   `-pattern_type glob -i 'DIR/frame_*.png'`).
-- `-` writes rgb24 frames of the model's size, back to back, to stdout (for ffmpeg or GStreamer).
+- `-` writes rgb24 frames of the model's size (with --keep-aspect: of `fit.output_size`), back to back, to stdout (for ffmpeg or GStreamer).
 Nothing existing is replaced unless `overwrite`; that check runs before any work.
 """
 
@@ -31,6 +31,7 @@ import numpy as np
 from mclrt.runtime.errors import OutputWriteError, UserError
 from mclrt.runtime.fsutil import atomic_path
 from mclrt.runtime.image_out import write_png
+from mclrt.runtime.inputs.fit import Placement, restore_aspect
 
 STDOUT = "-"
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -54,6 +55,17 @@ class FrameSink(abc.ABC):
 
     @abc.abstractmethod
     def _write(self, rgb: np.ndarray, index: int) -> None: ...
+
+
+class RestoringSink(FrameSink):
+    """Puts each frame back at the source's aspect ratio (`--keep-aspect`) before `inner` writes it."""
+
+    def __init__(self, inner: FrameSink, where: Placement):
+        super().__init__(inner.name)
+        self.inner, self.where = inner, where
+
+    def _write(self, rgb: np.ndarray, index: int) -> None:
+        self.inner.write(restore_aspect(rgb, self.where), index)
 
 
 class VideoFileSink(FrameSink):

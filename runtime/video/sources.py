@@ -76,6 +76,12 @@ class FrameSource(abc.ABC):
                 )
             self._ahead.append(frame)
 
+    def first_frame_size(self) -> tuple[int, int]:
+        """(height, width) of the first readable frame (reading ahead to it, as `check_not_empty`)."""
+        self.check_not_empty()
+        first = next(frame for frame in self._ahead if frame.rgb is not None)
+        return first.rgb.shape[:2]
+
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames in source order until the source ends or `stop` is set (checked between frames)."""
         self._stop = stop

@@ -8,8 +8,14 @@ photos without preparing anything. A sample:
   side), resized to image_size with area averaging, flipped with probability 1/2;
 * condition: `edge_map` of that very crop (Canny, plus face-contour lines when face contours are on
   and a face is found);
-* exemplar: with probability `pseudo_pair_probability` a pseudo pair (another independent crop and
-  flip of the same photo), otherwise a crop of another photo drawn uniformly.
+* exemplar: with probability `pseudo_pair_probability` a pseudo pair from the same photo, otherwise a
+  crop of another photo drawn uniformly. `pseudo_pair_views` says how the pseudo pair's exemplar is cut:
+  "independent" (another independent crop and flip, anywhere in the photo) or "augment" (CoCosNet's
+  pseudo pair: a geometric augmentation of the ground truth's own crop -- its window shifted by up to
+  `pseudo_pair_shift` and rescaled by up to `pseudo_pair_scale` of its side, flipped with probability
+  1/2). "augment" keeps most of the ground truth in view, so the warp loss (L_pse) can only be met by
+  finding each position's match: it trains the correspondence for exactly the user's case of a
+  similar exemplar, which independent crops of a large photo rarely are.
 
 `face_contours`: "on" requires mediapipe (a `UserError` says how to install it), "off" never draws
 them, "auto" draws them when mediapipe is installed. What was used is `face_contours_used`; record it
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
@@ -41,6 +47,9 @@ class PhotosConfig:
     max_crop: float = 1.0
     flip: bool = True
     pseudo_pair_probability: float = 0.5
+    pseudo_pair_views: Literal["independent", "augment"] = "independent"
+    pseudo_pair_shift: float = 0.2  # "augment": largest shift of the window, as a fraction of its side
+    pseudo_pair_scale: float = 0.2  # "augment": largest change of the window's side, as a fraction
     face_contours: Literal["auto", "on", "off"] = "auto"
     edge: EdgeParams = field(default_factory=EdgeParams)
     repeat: int = 1  # samples per photo per epoch (a handful of photos makes a very short epoch)
@@ -55,6 +64,10 @@ class PhotosConfig:
             raise UserError(f"need 0 < min_crop <= max_crop <= 1, got {self.min_crop}, {self.max_crop}")
         if not 0 <= self.pseudo_pair_probability <= 1:
             raise UserError("pseudo_pair_probability must lie in [0, 1]")
+        if self.pseudo_pair_views not in ("independent", "augment"):
+            raise UserError(f"pseudo_pair_views must be 'independent' or 'augment', got {self.pseudo_pair_views!r}")
+        if not (0 <= self.pseudo_pair_shift <= 1 and 0 <= self.pseudo_pair_scale < 1):
+            raise UserError("need 0 <= pseudo_pair_shift <= 1 and 0 <= pseudo_pair_scale < 1")
         if self.face_contours not in ("auto", "on", "off"):
             raise UserError(f"face_contours must be 'auto', 'on' or 'off', got {self.face_contours!r}")
         if self.repeat < 1:
@@ -90,11 +103,15 @@ class PhotosDataset(EpochSampled, Dataset):
         rng = sample_rng(self.config.seed, epoch, index)
         photo = index % len(self.photo_names)
         target = self._photo(photo)
-        image = self._random_view(target, rng)
+        window = self._random_window(target.shape[:2], rng)
+        image = self._view(target, window)
         pseudo = len(self.photo_names) == 1 or rng.random() < self.config.pseudo_pair_probability
         if pseudo:
             exemplar_index = photo
-            exemplar = self._random_view(target, rng)
+            if self.config.pseudo_pair_views == "augment":
+                exemplar = self._view(target, self._related_window(target.shape[:2], window, rng))
+            else:
+                exemplar = self._random_view(target, rng)
         else:
             # Uniform over the other photos: draw from n - 1 and skip past the target.
             exemplar_index = int(rng.integers(len(self.photo_names) - 1))
@@ -116,18 +133,45 @@ class PhotosDataset(EpochSampled, Dataset):
         return load_rgb(self._paths[photo])
 
     def _random_view(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        height, width = rgb.shape[:2]
+        return self._view(rgb, self._random_window(rgb.shape[:2], rng))
+
+    def _random_window(self, shape: tuple[int, int], rng: np.random.Generator) -> _Window:
+        height, width = shape
         short = min(height, width)
         side = max(1, int(round(short * rng.uniform(self.config.min_crop, self.config.max_crop))))
         y = int(rng.integers(0, height - side + 1))
         x = int(rng.integers(0, width - side + 1))
-        flip = self.config.flip and bool(rng.random() < 0.5)
+        return _Window(y, x, side, self.config.flip and bool(rng.random() < 0.5))
+
+    def _related_window(self, shape: tuple[int, int], window: _Window, rng: np.random.Generator) -> _Window:
+        """`window` shifted, rescaled and flipped at random, kept inside the photo."""
+        height, width = shape
+        scale, shift = self.config.pseudo_pair_scale, self.config.pseudo_pair_shift
+        side = int(round(window.side * rng.uniform(1 - scale, 1 + scale)))
+        side = max(1, min(side, height, width))
+        centre_y = window.y + window.side / 2 + rng.uniform(-shift, shift) * window.side
+        centre_x = window.x + window.side / 2 + rng.uniform(-shift, shift) * window.side
+        y = int(np.clip(round(centre_y - side / 2), 0, height - side))
+        x = int(np.clip(round(centre_x - side / 2), 0, width - side))
+        return _Window(y, x, side, self.config.flip and bool(rng.random() < 0.5))
+
+    def _view(self, rgb: np.ndarray, window: _Window) -> np.ndarray:
         size = self.config.image_size
-        view = cv2.resize(rgb[y : y + side, x : x + side], (size, size), interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(view[:, ::-1]) if flip else view
+        crop = rgb[window.y : window.y + window.side, window.x : window.x + window.side]
+        view = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(view[:, ::-1]) if window.flip else view
 
     def _edges(self, rgb: np.ndarray) -> np.ndarray:
         return edge_map(rgb, self.config.edge, face=self.face_contours_used)
+
+
+class _Window(NamedTuple):
+    """A square crop of a photo (top-left corner and side in pixels) and whether it is flipped."""
+
+    y: int
+    x: int
+    side: int
+    flip: bool
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
