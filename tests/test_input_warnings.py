@@ -41,7 +41,7 @@ def test_a_one_pixel_line_survives_reduction_that_nearest_would_break():
     big = np.zeros((512, 512), np.uint8)
     big[203, 40:470] = 255  # horizontal, 1 px
     cv2.line(big, (10, 500), (500, 30), 255, 1)  # diagonal, 1 px
-    reduced = _edge_image_to_map(big, (128, 128))[0] > 0
+    reduced = _edge_image_to_map(big, (128, 128))[0][0] > 0  # (map [1, H, W], placement)
     assert reduced[203 // 4, 10:117].all()  # the horizontal line is unbroken
     count, _ = cv2.connectedComponents(reduced.astype(np.uint8), connectivity=8)
     assert count - 1 == 1  # one connected drawing (the two lines cross), no dotted pieces
