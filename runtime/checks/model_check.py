@@ -34,6 +34,7 @@ import numpy as np
 
 from mclrt.runtime.checks.findings import Finding
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
+from mclrt.runtime.kernels.reference import correspondence_reference
 
 Status = Literal["pass", "warn", "fail", "skip"]
 CORRESPONDENCE = ("mclrt", "CorrespondenceSoftmax")
@@ -289,7 +290,7 @@ def _function_numerics(model_dir: ModelDir, translator, prepared, options: Check
             got = runner.infer({"q": q.astype(dtype), "k": k.astype(dtype), "v": v.astype(dtype)})["y"]
     except RunnerError as err:
         return [Finding(check, "error", "translator", None, f"the function does not run: {err}")], ""
-    want = _reference_correspondence(q, k, v, corr.scale, corr.mask_negative)
+    want = correspondence_reference(q, k, v, corr.scale, corr.mask_negative)
     error = float(np.max(np.abs(got.astype(np.float64) - want)))
     tolerance = 1e-4 if dtype == np.float32 else 3e-2
     detail = f"ONNX Runtime vs NumPy on random unit q, k: max abs error {error:.2g}"
@@ -312,16 +313,6 @@ def _elem_type(prepared, name: str) -> int:
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
-
-def _reference_correspondence(q, k, v, scale: float, mask_negative: bool) -> np.ndarray:
-    similarity = np.einsum("bnc,bmc->bnm", q, k)
-    if mask_negative:
-        similarity = np.maximum(similarity, 0.0)
-    logits = scale * similarity
-    logits -= logits.max(axis=-1, keepdims=True)
-    weights = np.exp(logits)
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return np.einsum("bnm,bmv->bnv", weights, v)
 
 
 # --- 5. ONNX Runtime on random inputs -------------------------------------------------------------------

@@ -9,6 +9,8 @@ import statistics
 
 import numpy as np
 
+from mclrt.runtime.kernels.reference import correspondence_reference
+
 FP32_TOLERANCE = 2e-4  # max abs error vs float64 at scale 100 (the CPU interpreter tests hold 1e-5)
 FP16_TOLERANCE = 1e-2  # vs float64 on the FP16-rounded inputs
 
@@ -24,17 +26,7 @@ def features(rng: np.random.Generator, b: int, n: int, m: int, c: int, cv: int, 
     return q.astype(np_dtype), k.astype(np_dtype), v.astype(np_dtype)
 
 
-def reference(q, k, v, scale: float, mask_negative: bool) -> np.ndarray:
-    """float64 softmax(scale * q k^T [relu first]) v, on the given (already rounded) inputs."""
-    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
-    sim = q @ k.transpose(0, 2, 1)
-    if mask_negative:
-        sim = np.maximum(sim, 0.0)
-    logits = scale * sim
-    logits -= logits.max(axis=-1, keepdims=True)
-    weights = np.exp(logits)
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return weights @ v
+reference = correspondence_reference  # the float64 NumPy correspondence every implementation is held to
 
 
 def tolerance(dtype: str) -> float:
