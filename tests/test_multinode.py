@@ -251,6 +251,7 @@ def test_the_slurm_script_parses_and_would_start_torchrun_on_every_node(tmp_path
              "SLURM_JOB_NAME": "mclrt-train", "SLURM_GPUS_ON_NODE": "4"}
     env = {**os.environ, **slurm, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CONFIG": "training/configs/ade20k.yaml"}
     env.pop("OUT", None)
+    env.pop("VENV", None)  # CI exports its own; the script's default is the one under test
     subprocess.run(["bash", str(script), "--max-steps", "10"], env=env, check=True, capture_output=True)
     srun_args = (tmp_path / "srun.args").read_text().split("\0")[:-1]
     assert srun_args[0] == "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"  # exported for srun's tasks (pytorch/pytorch#135712)
