@@ -170,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_DEVICE
     checks = [c for c in CHECKS if not args.only or c.name in args.only]
     if args.plan:
-        print(json.dumps({"budget_s": args.budget_s, "estimate_s": sum(c.estimate_s for c in checks), "checks": [c.plan_entry() for c in checks]}, indent=2))
+        plan = json.dumps({"budget_s": args.budget_s, "estimate_s": sum(c.estimate_s for c in checks), "checks": [c.plan_entry() for c in checks]}, indent=2)
+        try:
+            print(plan, flush=True)
+        except BrokenPipeError:  # `--plan | head`: the reader has all it wanted
+            sys.stdout = None  # nothing left to flush at exit (that flush would raise again)
         return 0
     if args.out is None:
         print("error: --out DIR is required (or --plan)", file=sys.stderr)
