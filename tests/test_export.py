@@ -482,6 +482,23 @@ def test_cli_exports_ema_weights_and_verifies_by_default(small_run, tmp_path, ca
     assert graph_problems(out) == []
 
 
+def test_area_maskmix_exports_as_one_average_pool_and_matches_pytorch(tmp_path):
+    """The edge presets' averaged maskmix (model.maskmix_downsample: area) becomes one AveragePool per
+    graph, and ONNX Runtime reproduces PyTorch on real edge maps."""
+    from mclrt.export.checkpoint import SourceModel, prepare_for_export
+    from mclrt.training.config import load_model_config
+    from mclrt.training.networks import build_networks
+
+    config = load_model_config("nano", {"ngf": 4, "ndf": 4, "maskmix": True, "maskmix_downsample": "area"})
+    source = SourceModel(prepare_for_export(build_networks(config, seed=0)["model"]), config, {"init": "test", "seed": 0})
+    result = export_model_dir(source, tmp_path / "model", ExportOptions(verify=False))
+    assert graph_problems(result.path) == []
+    pools = {f: [n for n in m.graph.node if n.op_type == "AveragePool"] for f, m in _models(result.path).items()}
+    assert all(len(nodes) >= 1 for nodes in pools.values()), pools
+    report = check_parity(source.model, result.path, ParityOptions(batches=(1, 2)))
+    assert report.ok, report.summary()
+
+
 # --- the paper presets (big: slow, but CI runs them) ------------------------------------------------------
 
 

@@ -249,3 +249,25 @@ def test_unknown_preset_and_field_are_user_errors():
         load_model_config("nope")
     with pytest.raises(UserError, match="unknown model field"):
         load_model_config("nano", {"ngff": 3})
+    with pytest.raises(UserError, match="maskmix_downsample must be one of nearest, area"):
+        load_model_config("nano", {"maskmix_downsample": "bicubic"})
+    with pytest.raises(UserError, match="warp must be one of"):
+        load_model_config("nano", {"warp": "linear"})
+
+
+@pytest.mark.parametrize("downsample, sees_it", [("nearest", False), ("area", True)])
+def test_maskmix_area_keeps_edges_that_nearest_sampling_drops(downsample, sees_it):
+    """A 1-px Canny line on a column that nearest sampling to the correspondence grid never reads
+    (columns 4j+1) changes the keys only when maskmix averages the map (edge density per cell)."""
+    cfg = load_model_config("nano", {"maskmix": True, "maskmix_downsample": downsample})
+    torch.manual_seed(0)
+    model = build_networks(cfg, seed=0)["model"].eval()
+    exemplar = torch.rand(1, 3, cfg.image_size, cfg.image_size) * 2 - 1
+    blank = torch.zeros(1, 1, cfg.image_size, cfg.image_size)
+    lined = blank.clone()
+    lined[..., 4 * 10 + 1] = 1.0  # one vertical line, column 41
+    with torch.no_grad():
+        keys_blank, _ = model.encode_exemplar(exemplar, blank)
+        keys_lined, _ = model.encode_exemplar(exemplar, lined)
+    changed = (keys_blank - keys_lined).abs().amax().item()
+    assert (changed > 1e-4) is sees_it, changed

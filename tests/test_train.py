@@ -71,6 +71,26 @@ def test_four_steps_equal_two_then_resume_two(photos, tmp_path):
     assert metrics[-1]["lr/generator"] == pytest.approx(2e-4 * 0.75)
 
 
+def test_a_checkpoint_from_before_a_model_field_existed_still_continues(photos, tmp_path):
+    """A model field added later (here maskmix_downsample) is absent from older checkpoints' meta.json:
+    at its default it is the same model, so --resume continues; a field this mclrt does not know is a
+    one-line error, not a silently different model."""
+    sections = dict(model={"ngf": 4, "ndf": 4}, train={"threads": 1}, log={"checkpoint_every": 1})
+    train(tiny_config(photos, tmp_path / "run", **sections), max_steps=1)
+    meta_path = tmp_path / "run" / "checkpoints" / "00000001" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["model_config"]["maskmix_downsample"]
+    meta_path.write_text(json.dumps(meta))
+    assert train(tiny_config(photos, tmp_path / "run", **sections), resume=True, max_steps=2).step == 2
+
+    meta_path = tmp_path / "run" / "checkpoints" / "00000002" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["model_config"]["warp_from_the_future"] = "x"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="fields this mclrt does not know \\(warp_from_the_future\\)"):
+        train(tiny_config(photos, tmp_path / "run", **sections), resume=True, max_steps=3)
+
+
 def test_sixty_steps_halve_the_reconstruction_error_on_a_fixed_batch(photos, tmp_path):
     """Overfitting proves losses and optimizer are wired. The batch is fixed: two square photos, used
     whole (crop = the full photo), no flip, every exemplar a pseudo pair (the ground truth itself).

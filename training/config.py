@@ -34,6 +34,10 @@ class ModelConfig:
     corr_stride: int = 4  # correspondence at image_size / 4 (64x64 for 256 images)
     adaptor_kernel: int = 3  # 3 for ADE20k, 4 for CelebA / DeepFashion (released checkpoints)
     maskmix: bool = False  # concatenate the (downsampled) label map to the adaptor features
+    # How maskmix brings the label map down to the correspondence resolution. CoCosNet samples it
+    # (nearest), right for one-hot segmentation maps; a 1-px Canny map sampled 1-in-16 keeps almost no
+    # edges, so edge presets can average it instead (each cell's edge density).
+    maskmix_downsample: Literal["nearest", "area"] = "nearest"
     trunk_blocks: int = 4  # shared residual blocks after the adaptors
     match_kernel: int = 3  # 3x3 unfolded descriptors (2304-d at ngf 64)
     center: Literal["position", "spatial"] = "position"  # PONO_C: centre each descriptor over its own dims
@@ -140,7 +144,14 @@ def load_model_config(preset: str, overrides: dict[str, Any] | None = None) -> M
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UserError(f"unknown model field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for field, allowed in _CHOICES.items():
+        if field in overrides and overrides[field] not in allowed:
+            raise UserError(f"model.{field} must be one of {', '.join(allowed)}, not {overrides[field]!r}")
     return PRESETS[preset].replace(**overrides)
+
+
+# Fields with a closed set of values (the Literal types above), checked where a YAML can set them.
+_CHOICES: dict[str, tuple[str, ...]] = {"warp": WarpMode.__args__, "maskmix_downsample": ("nearest", "area")}
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:

@@ -266,7 +266,12 @@ class CorrespondenceNet(nn.Module):
         """Normalized adaptor features → matching descriptors [B, N, C] (unit length)."""
         x = feat
         if self.cfg.maskmix:
-            x = torch.cat([x, F.interpolate(label, size=feat.shape[2:], mode="nearest")], dim=1)
+            if self.cfg.maskmix_downsample == "area":
+                # One AveragePool in ONNX: the label is at image resolution, the features at 1/corr_stride.
+                small = F.avg_pool2d(label, self.cfg.corr_stride)
+            else:
+                small = F.interpolate(label, size=feat.shape[2:], mode="nearest")
+            x = torch.cat([x, small], dim=1)
         x = projection(self.trunk(x))
         desc = unfold3x3(x, self.cfg.match_kernel)  # B, k²C, N
         if self.cfg.center == "position":

@@ -43,6 +43,7 @@ from mclrt.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from mclrt.training.config import model_config_from_dict
 from mclrt.training.data import DATASET_KINDS, build_dataset
 from mclrt.training.networks import build_networks
 from mclrt.training.objective import Batch, GeneratorSide, Objective
@@ -225,7 +226,12 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     if resume:
         D.check_visible_everywhere(existing / "meta.json", "the checkpoint to continue from")
         ckpt = load_checkpoint(existing)
-        if ckpt.model_config != model_cfg.to_dict():
+        # Through model_config_from_dict: a checkpoint written before a model field existed holds that
+        # field's default, and must still continue.
+        unknown = set(ckpt.model_config) - set(model_cfg.to_dict())
+        if unknown:
+            raise UserError(f"the checkpoint's model config has fields this mclrt does not know ({', '.join(sorted(unknown))}); continue it with the mclrt that wrote it", existing)
+        if model_config_from_dict(ckpt.model_config) != model_cfg:
             raise UserError("the model config differs from the checkpoint's; resume with the run's own config", existing)
         model.load_state_dict(ckpt.model)
         discriminator.load_state_dict(ckpt.discriminator)
