@@ -126,6 +126,9 @@ def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
         assert set(kind) == {"model", "unwarped", "mean_colour"}
         for scores in kind.values():
             assert scores["l1"] > 0 and 0 < scores["psnr"] < 60 and -1 <= scores["ssim"] <= 1
+        # Only the model has attention to score.
+        assert 0 <= kind["model"]["peak_hits"] <= 1
+        assert "peak_hits" not in kind["unwarped"] and "peak_hits" not in kind["mean_colour"]
     assert len(data["pairs"]) == 4
 
     # Recompute one pair independently: the condition is Canny of the photo at the model's size, the
@@ -207,11 +210,14 @@ def test_an_existing_report_is_never_replaced_without_overwrite(photos, tmp_path
 
 def test_attention_probe_rows_reproduce_the_translators_warp():
     """The probe's softmax rows, times the exemplar's values, must give the translator's own warped
-    exemplar at those positions (the demo model enlarges its 32x32 warp by nearest neighbour)."""
+    exemplar: the 32x32 warp, enlarged as the model's config says (the demo model: bilinear, half-pixel
+    centres, which OpenCV's INTER_LINEAR matches for enlarging)."""
     from mclrt.runtime.inputs.conditions import package_photos
     from mclrt.training.eval.attention import AttentionProbe
 
     model = load_model_dir(DEMO_MODEL)
+    mode = model.manifest.provenance["model_config"]["warp"]
+    assert mode in ("nearest", "bilinear")
     photo = cv2.resize(package_photos()[1].rgb, (128, 128), interpolation=cv2.INTER_AREA)
     condition = edge_map(photo)
     with TranslationPipeline.open(model, threads=1) as pipeline, AttentionProbe(model, threads=1) as probe:
@@ -220,12 +226,48 @@ def test_attention_probe_rows_reproduce_the_translators_warp():
         encoded = pipeline.encode(photo_to_tensor(mirrored), own)
         warped = pipeline.translate(condition, encoded).warped[0]
         attention = probe.attention(condition, encoded)
-    positions = np.array([0, 33, 517, 1023])
-    rows = attention.rows(0, positions)
-    assert rows.shape == (4, 1024) and np.allclose(rows.sum(axis=1), 1.0)
-    for position, row in zip(positions, rows):
-        y, x = divmod(int(position), 32)
-        assert np.allclose(row @ encoded.values[0], warped[:, 4 * y + 2, 4 * x + 1], atol=1e-4)
+    rows = attention.rows(0, np.arange(1024))
+    assert rows.shape == (1024, 1024) and np.allclose(rows.sum(axis=1), 1.0)
+    low = (rows @ encoded.values[0].astype(np.float64)).reshape(32, 32, 3).astype(np.float32)
+    if mode == "nearest":
+        enlarged = low.repeat(4, axis=0).repeat(4, axis=1)
+    else:
+        enlarged = cv2.resize(low, (128, 128), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(enlarged.transpose(2, 0, 1) - warped).max() < 1e-4
+    # The peaks are the rows' argmax.
+    assert np.array_equal(attention.peaks(0), rows.argmax(axis=1))
+
+
+def test_peak_hit_rate_against_cells_counted_by_hand():
+    """On an 8x8 grid (32-px image, stride 4): peaks on each cell's true cell score 1, peaks two cells
+    off score 0, and cells whose true position falls outside the exemplar are not counted."""
+    from mclrt.training.eval.attention import Attention, peak_hit_rate
+
+    pair = make_pair(_smooth_image(32, 32), PairKind.flip_shift)
+    rows = cols = 8
+    true_cells, inside = [], []
+    for r in range(rows):
+        for c in range(cols):
+            x, y = pair.exemplar_position(4 * c + 1.5, 4 * r + 1.5)
+            tc, tr = int(math.floor(x / 4)), int(math.floor(y / 4))
+            inside.append(0 <= tc < cols and 0 <= tr < rows)
+            true_cells.append((tr, tc))
+    assert 0 < sum(inside) < rows * cols  # the flip-shift moves strips in: some cells have no true position
+
+    def rate(peak_of) -> float:
+        q = np.zeros((1, rows * cols, rows * cols), np.float32)
+        for i, (tr, tc) in enumerate(true_cells):
+            pr, pc = peak_of(tr, tc)
+            q[0, i, min(max(pr, 0), rows - 1) * cols + min(max(pc, 0), cols - 1)] = 1.0
+        k = np.eye(rows * cols, dtype=np.float32)[None]
+        return peak_hit_rate(Attention(q, k, 100.0, False), 0, pair, (rows, cols, 4))
+
+    assert rate(lambda tr, tc: (tr, tc)) == 1.0
+    assert rate(lambda tr, tc: (tr + 1, tc - 1)) == 1.0  # a diagonal neighbour still counts
+    assert rate(lambda tr, tc: (tr, tc + 2 if tc + 2 < cols else tc - 2)) == 0.0  # two columns off
+    # Half the cells on their truth, half two rows off: the rate is the share of the counted ones.
+    half = rate(lambda tr, tc: (tr, tc) if tc % 2 == 0 else (tr + 2 if tr + 2 < rows else tr - 2, tc))
+    assert half == pytest.approx(sum(ok for (tr, tc), ok in zip(true_cells, inside) if tc % 2 == 0) / sum(inside))
 
 
 def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, capsys):

@@ -20,6 +20,7 @@ import onnx
 from mclrt.runtime.model_dir import ModelDir
 from mclrt.runtime.pipeline import EncodedExemplar
 from mclrt.runtime.runners import OnnxRuntimeRunner, OrtOptions
+from mclrt.training.eval.pairs import PseudoPair
 
 OP_DOMAIN, OP_TYPE = "mclrt", "CorrespondenceSoftmax"
 _Q, _K = "mclrt_eval/query_descriptors", "mclrt_eval/exemplar_descriptors"
@@ -34,6 +35,16 @@ class Attention:
     scale: float
     mask_negative: bool
 
+    def peaks(self, item: int) -> np.ndarray:
+        """For every condition position, the exemplar position with the most weight [N] (int).
+
+        The softmax and its scale are monotonic, so this is the argmax of the similarities (after the
+        ReLU mask when the node has one)."""
+        similarity = self.q[item].astype(np.float64) @ self.k[item].astype(np.float64).T
+        if self.mask_negative:
+            similarity = np.maximum(similarity, 0.0)
+        return similarity.argmax(axis=1)
+
     def rows(self, item: int, positions: np.ndarray) -> np.ndarray:
         """softmax over the exemplar positions, float64 [len(positions), M], for condition `positions`."""
         similarity = self.q[item, positions].astype(np.float64) @ self.k[item].astype(np.float64).T
@@ -43,6 +54,40 @@ class Attention:
         logits -= logits.max(axis=1, keepdims=True)
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)
+
+
+def correspondence_grid(model: ModelDir) -> tuple[int, int, int]:
+    """(rows, cols, stride) of the correspondence positions, row-major over the image."""
+    height, width = model.image_size
+    positions = model.manifest.correspondence.positions
+    stride = int(round((height * width / positions) ** 0.5))
+    rows, cols = height // stride, width // stride
+    if rows * cols != positions:
+        raise ValueError(f"{positions} correspondence positions do not tile a {height}x{width} image")
+    return rows, cols, stride
+
+
+def peak_hit_rate(attention: Attention, item: int, pair: PseudoPair, grid: tuple[int, int, int]) -> float | None:
+    """Share of the condition's correspondence cells whose attention peaks within one cell of the cell
+    their true position falls in (Chebyshev distance <= 1: the true cell or one of its 8 neighbours).
+
+    A cell is taken at its centre pixel and sent through the pair's transform; cells whose true position
+    lies outside the exemplar (the strips a flip-shift moves in, the ring a crop cuts off) are not
+    counted. None when no cell counts. A warp that only carries colours into the right regions scores
+    low here however good its PSNR; chance is about 9 / positions.
+    """
+    rows, cols, stride = grid
+    row, col = np.divmod(np.arange(rows * cols), cols)
+    centre = (stride - 1) / 2
+    ones = np.ones(rows * cols)
+    true_x, true_y = pair.photo_to_exemplar @ np.stack([col * stride + centre, row * stride + centre, ones])
+    true_col, true_row = np.floor(true_x / stride), np.floor(true_y / stride)
+    inside = (true_col >= 0) & (true_col < cols) & (true_row >= 0) & (true_row < rows)
+    if not inside.any():
+        return None
+    peak_row, peak_col = np.divmod(attention.peaks(item), cols)
+    hit = (np.abs(peak_col - true_col) <= 1) & (np.abs(peak_row - true_row) <= 1)
+    return float(hit[inside].mean())
 
 
 class AttentionProbe:

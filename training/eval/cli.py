@@ -75,7 +75,6 @@ def warp(
 def _evaluate_with_heatmaps(model, photo_list, kinds, backend, threads, batch, folder: Path, overwrite: bool):
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.image_out import write_png
-    from mclrt.training.eval.attention import AttentionProbe
     from mclrt.training.eval.heatmap import heatmap_path, heatmap_picture, query_results
     from mclrt.training.eval.warp import evaluate_warp
 
@@ -90,15 +89,12 @@ def _evaluate_with_heatmaps(model, photo_list, kinds, backend, threads, batch, f
         if path.exists() and not overwrite:
             raise UserError("already exists (pass --overwrite to replace it)", path)
 
-    with AttentionProbe(model, threads) as probe:
+    def draw(warped) -> None:
+        queries = query_results(model, warped.attention, warped.condition, warped.pair.exemplar_position)
+        picture = heatmap_picture(model, warped.condition, warped.pair.exemplar, warped.warped, queries)
+        write_png(paths[(warped.photo.name, warped.pair.kind.value)], picture, overwrite=overwrite)
 
-        def draw(warped) -> None:
-            attention = probe.attention(warped.condition, warped.encoded)
-            queries = query_results(model, attention, warped.condition, warped.pair.exemplar_position)
-            picture = heatmap_picture(model, warped.condition, warped.pair.exemplar, warped.warped, queries)
-            write_png(paths[(warped.photo.name, warped.pair.kind.value)], picture, overwrite=overwrite)
-
-        return evaluate_warp(model, photo_list, kinds, backend, threads, batch, on_pair=draw)
+    return evaluate_warp(model, photo_list, kinds, backend, threads, batch, on_pair=draw)
 
 
 def _pair_kinds(names: List[str]):
@@ -117,7 +113,8 @@ def _pair_kinds(names: List[str]):
 
 
 def print_warp_tables(data: dict) -> None:
-    """One table per pair kind: the model's warp and the two baselines, L1 / PSNR / SSIM."""
+    """One table per pair kind: the model's warp and the two baselines, L1 / PSNR / SSIM, and how often the
+    model's attention peaks within one cell of the true position (the baselines have no attention)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -138,6 +135,9 @@ def print_warp_tables(data: dict) -> None:
         for method, scores in methods.items():
             table.add_row(METHOD_TITLES[method], _number(scores["l1"], 2), _number(scores["psnr"], 2), _number(scores["ssim"], 4))
         console.print(table)
+        hits = methods["model"].get("peak_hits")
+        if hits is not None:
+            console.print(f"model's attention peak within one cell of the truth: {100 * hits:.1f} % of cells ↑", highlight=False)
 
 
 def _number(value: float | None, digits: int) -> str:

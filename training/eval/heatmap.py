@@ -21,7 +21,7 @@ import numpy as np
 
 from mclrt.runtime.image_out import condition_to_rgb, results_grid
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.training.eval.attention import Attention
+from mclrt.training.eval.attention import Attention, correspondence_grid
 
 QUERY_FRACTIONS = ((0.3, 0.3), (0.7, 0.3), (0.3, 0.7), (0.7, 0.7))  # (x, y) as fractions of width, height
 QUERY_COLOURS = ((255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 200, 0))
@@ -39,17 +39,6 @@ class QueryResult:
     def error(self) -> float:
         """Distance from the peak to the true position, in model pixels."""
         return float(np.hypot(self.peak[0] - self.truth[0], self.peak[1] - self.truth[1]))
-
-
-def correspondence_grid(model: ModelDir) -> tuple[int, int, int]:
-    """(rows, cols, stride) of the correspondence positions, row-major over the image."""
-    height, width = model.image_size
-    positions = model.manifest.correspondence.positions
-    stride = int(round((height * width / positions) ** 0.5))
-    rows, cols = height // stride, width // stride
-    if rows * cols != positions:
-        raise ValueError(f"{positions} correspondence positions do not tile a {height}x{width} image")
-    return rows, cols, stride
 
 
 def query_points(condition: np.ndarray) -> list[tuple[int, int]]:

@@ -7,7 +7,9 @@ the translator's `warped_exemplar` output -- the exemplar warped onto the condit
 to two baselines on the very same pairs:
 - `unwarped`: the exemplar as it is (what "no correspondence at all" scores);
 - `mean colour`: the exemplar's mean colour everywhere (what a warp that only carries colour scores).
-A model whose warp does not beat both has learned no useful correspondence.
+A model whose warp does not beat both has learned no useful correspondence. The model also gets
+`peak_hits` (attention.peak_hit_rate): how often its attention peaks within one cell of the true
+position -- PSNR alone rewards a warp that only carries colours into the right regions.
 
 The warped exemplar is built at the correspondence resolution (1/4 of the image for the presets) and
 enlarged, so even a perfect correspondence does not reach L1 0: compare models with each other and
@@ -32,6 +34,7 @@ from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo,
 from mclrt.runtime.model_dir import ModelDir
 from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline
 from mclrt.runtime.runners import RunnerError
+from mclrt.training.eval.attention import Attention, AttentionProbe, correspondence_grid, peak_hit_rate
 from mclrt.training.eval.metrics.l1 import l1
 from mclrt.training.eval.metrics.psnr import psnr
 from mclrt.training.eval.metrics.ssim import ssim
@@ -40,7 +43,9 @@ from mclrt.training.eval.photos import EvalPhoto
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"l1": l1, "psnr": psnr, "ssim": ssim}
 # Which direction is better, for the table and for readers of the JSON.
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True}
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "peak_hits": True}
+# The model's own correspondence score (attention.peak_hit_rate); the baselines have no attention.
+PEAK_HITS = "peak_hits"
 METHODS = ("model", "unwarped", "mean_colour")
 METHOD_TITLES = {"model": "model (warped exemplar)", "unwarped": "unwarped exemplar", "mean_colour": "exemplar's mean colour"}
 ALL = "all"
@@ -54,12 +59,16 @@ class WarpedPair:
     pair: PseudoPair
     condition: np.ndarray  # float32 [L, H, W]
     warped: np.ndarray  # uint8 [H, W, 3]: the model's warped exemplar
-    encoded: EncodedExemplar  # the exemplar's keys and values (batch 1), for looking at the attention
+    encoded: EncodedExemplar  # the exemplar's keys and values (batch 1)
+    attention: Attention  # the translator's q and k for this pair (batch 1)
+    peak_hits: float | None  # attention.peak_hit_rate of this pair
 
-    def scores(self) -> dict[str, dict[str, float]]:
+    def scores(self) -> dict[str, dict[str, float | None]]:
         mean_colour = np.broadcast_to(np.round(self.pair.exemplar.reshape(-1, 3).mean(axis=0)).astype(np.uint8), self.pair.exemplar.shape)
         candidates = {"model": self.warped, "unwarped": self.pair.exemplar, "mean_colour": np.ascontiguousarray(mean_colour)}
-        return {method: {name: metric(image, self.photo.rgb) for name, metric in METRICS.items()} for method, image in candidates.items()}
+        scores = {method: {name: metric(image, self.photo.rgb) for name, metric in METRICS.items()} for method, image in candidates.items()}
+        scores["model"][PEAK_HITS] = self.peak_hits
+        return scores
 
 
 @dataclass
@@ -79,7 +88,7 @@ class WarpReport:
         if len(self.pair_kinds) > 1:
             groups[ALL] = self.rows
         return {
-            kind: {method: {name: _mean([r[method][name] for r in rows]) for name in METRICS} for method in METHODS}
+            kind: {method: {name: _mean([r[method][name] for r in rows if r[method].get(name) is not None]) for name in _names(method)} for method in METHODS}
             for kind, rows in groups.items()
         }
 
@@ -95,11 +104,17 @@ class WarpReport:
                     "l1": "mean absolute error on the 0..255 scale (lower is better)",
                     "psnr": "dB, peak 255, mean over pairs (higher is better)",
                     "ssim": "Wang et al. 2004, Gaussian window sigma 1.5, mean over channels and pairs (higher is better)",
+                    PEAK_HITS: "model only: share of correspondence cells whose attention peaks within one cell of their "
+                    "true position (cells whose true position is outside the exemplar not counted; higher is better)",
                 },
                 "summary": self.summary(),
                 "pairs": self.rows,
             }
         )
+
+
+def _names(method: str) -> tuple[str, ...]:
+    return (*METRICS, PEAK_HITS) if method == "model" else tuple(METRICS)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -150,8 +165,11 @@ def warp_pairs(
             conditions[photo.name] = condition_from_photo(photo.rgb, extract, size, photo.path)
         return conditions[photo.name]
 
+    grid = correspondence_grid(model)
     try:
-        with TranslationPipeline.open(model, backend, threads) as pipeline:
+        # The attention is read by a second ONNX Runtime session of the translator (attention.py), whatever
+        # backend runs the pipeline: the peaks need q and k, which the translator does not output.
+        with TranslationPipeline.open(model, backend, threads) as pipeline, AttentionProbe(model, threads) as probe:
             if on_backend is not None:
                 on_backend(describe(pipeline.translator))
             for first in range(0, len(jobs), batch):
@@ -163,9 +181,11 @@ def warp_pairs(
                     own = np.stack([condition_from_photo(pair.exemplar, extract, size, photo.path) for photo, pair in chunk])
                 encoded = pipeline.encode(exemplars, own)
                 result = pipeline.translate(maps, encoded)
+                attention = probe.attention(maps, encoded)
                 for i, (photo, pair) in enumerate(chunk):
                     one = EncodedExemplar(encoded.keys[i : i + 1], encoded.values[i : i + 1])
-                    yield WarpedPair(photo, pair, maps[i], to_uint8_rgb(result.warped[i]), one)
+                    mine = Attention(attention.q[i : i + 1], attention.k[i : i + 1], attention.scale, attention.mask_negative)
+                    yield WarpedPair(photo, pair, maps[i], to_uint8_rgb(result.warped[i]), one, mine, peak_hit_rate(mine, 0, pair, grid))
     except RunnerError as err:
         raise UserError(str(err), model.path) from err
 
