@@ -143,7 +143,9 @@ def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
         encoded = pipeline.encode(photo_to_tensor(pair.exemplar), own)
         warped = to_uint8_rgb(pipeline.translate(edge_map(photo)[None], encoded).warped[0])
     row = next(r for r in data["pairs"] if r["photo"] == "astronaut.png" and r["pairs"] == "flip-shift")
-    assert row["model"]["l1"] == pytest.approx(np.abs(warped.astype(float) - photo).mean(), abs=1e-6)
+    # The report ran 4 pairs in one batch, this recomputation runs one: ONNX Runtime's float rounding may
+    # differ by batch, and a bilinear warp turns that into a few pixels one grey level apart (~2e-5 each).
+    assert row["model"]["l1"] == pytest.approx(np.abs(warped.astype(float) - photo).mean(), abs=5e-4)
     assert row["unwarped"]["l1"] == pytest.approx(np.abs(pair.exemplar.astype(float) - photo).mean(), abs=1e-6)
     mean_colour = np.round(pair.exemplar.reshape(-1, 3).mean(axis=0))
     assert row["mean_colour"]["l1"] == pytest.approx(np.abs(mean_colour - photo.astype(float)).mean(), abs=1e-6)
