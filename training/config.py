@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 ConditionKind = Literal["edge", "label", "pose", "celeba-edge"]
 WarpMode = Literal["nearest", "bilinear", "patch"]
+MaskmixDownsample = Literal["nearest", "area"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ModelConfig:
     # How maskmix brings the label map down to the correspondence resolution. CoCosNet samples it
     # (nearest), right for one-hot segmentation maps; a 1-px Canny map sampled 1-in-16 keeps almost no
     # edges, so edge presets can average it instead (each cell's edge density).
-    maskmix_downsample: Literal["nearest", "area"] = "nearest"
+    maskmix_downsample: MaskmixDownsample = "nearest"
     trunk_blocks: int = 4  # shared residual blocks after the adaptors
     match_kernel: int = 3  # 3x3 unfolded descriptors (2304-d at ngf 64)
     center: Literal["position", "spatial"] = "position"  # PONO_C: centre each descriptor over its own dims
@@ -151,7 +152,7 @@ def load_model_config(preset: str, overrides: dict[str, Any] | None = None) -> M
 
 
 # Fields with a closed set of values (the Literal types above), checked where a YAML can set them.
-_CHOICES: dict[str, tuple[str, ...]] = {"warp": WarpMode.__args__, "maskmix_downsample": ("nearest", "area")}
+_CHOICES: dict[str, tuple[str, ...]] = {"warp": WarpMode.__args__, "maskmix_downsample": MaskmixDownsample.__args__}
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:

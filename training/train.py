@@ -230,7 +230,8 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
         # field's default, and must still continue.
         unknown = set(ckpt.model_config) - set(model_cfg.to_dict())
         if unknown:
-            raise UserError(f"the checkpoint's model config has fields this mclrt does not know ({', '.join(sorted(unknown))}); continue it with the mclrt that wrote it", existing)
+            names = ", ".join(sorted(unknown))
+            raise UserError(f"the checkpoint's model config has fields this mclrt does not know ({names}); continue it with the mclrt that wrote it", existing)
         if model_config_from_dict(ckpt.model_config) != model_cfg:
             raise UserError("the model config differs from the checkpoint's; resume with the run's own config", existing)
         model.load_state_dict(ckpt.model)

@@ -42,10 +42,10 @@ from mclrt.training.eval.pairs import PairKind, PseudoPair, make_pair
 from mclrt.training.eval.photos import EvalPhoto
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"l1": l1, "psnr": psnr, "ssim": ssim}
-# Which direction is better, for the table and for readers of the JSON.
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "peak_hits": True}
 # The model's own correspondence score (attention.peak_hit_rate); the baselines have no attention.
 PEAK_HITS = "peak_hits"
+# Which direction is better, for the table and for readers of the JSON.
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, PEAK_HITS: True}
 METHODS = ("model", "unwarped", "mean_colour")
 METHOD_TITLES = {"model": "model (warped exemplar)", "unwarped": "unwarped exemplar", "mean_colour": "exemplar's mean colour"}
 ALL = "all"
