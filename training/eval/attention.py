@@ -35,22 +35,19 @@ class Attention:
     scale: float
     mask_negative: bool
 
-    def peaks(self, item: int) -> np.ndarray:
-        """For every condition position, the exemplar position with the most weight [N] (int).
+    def similarities(self, item: int, positions: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """q k^T in float64 [len(positions), M] for condition `positions`, after the node's ReLU mask if any."""
+        similarity = self.q[item, positions].astype(np.float64) @ self.k[item].astype(np.float64).T
+        return np.maximum(similarity, 0.0) if self.mask_negative else similarity
 
-        The softmax and its scale are monotonic, so this is the argmax of the similarities (after the
-        ReLU mask when the node has one)."""
-        similarity = self.q[item].astype(np.float64) @ self.k[item].astype(np.float64).T
-        if self.mask_negative:
-            similarity = np.maximum(similarity, 0.0)
-        return similarity.argmax(axis=1)
+    def peaks(self, item: int) -> np.ndarray:
+        """For every condition position, the exemplar position with the most weight [N] (int): the
+        softmax and its scale are monotonic, so the argmax of the similarities."""
+        return self.similarities(item).argmax(axis=1)
 
     def rows(self, item: int, positions: np.ndarray) -> np.ndarray:
         """softmax over the exemplar positions, float64 [len(positions), M], for condition `positions`."""
-        similarity = self.q[item, positions].astype(np.float64) @ self.k[item].astype(np.float64).T
-        if self.mask_negative:
-            similarity = np.maximum(similarity, 0.0)
-        logits = self.scale * similarity
+        logits = self.scale * self.similarities(item, positions)
         logits -= logits.max(axis=1, keepdims=True)
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)

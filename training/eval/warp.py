@@ -32,7 +32,7 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo, photo_to_tensor
 from mclrt.runtime.model_dir import ModelDir
-from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline
+from mclrt.runtime.pipeline import TranslationPipeline
 from mclrt.runtime.runners import RunnerError
 from mclrt.training.eval.attention import Attention, AttentionProbe, correspondence_grid, peak_hit_rate
 from mclrt.training.eval.metrics.l1 import l1
@@ -59,7 +59,6 @@ class WarpedPair:
     pair: PseudoPair
     condition: np.ndarray  # float32 [L, H, W]
     warped: np.ndarray  # uint8 [H, W, 3]: the model's warped exemplar
-    encoded: EncodedExemplar  # the exemplar's keys and values (batch 1)
     attention: Attention  # the translator's q and k for this pair (batch 1)
     peak_hits: float | None  # attention.peak_hit_rate of this pair
 
@@ -183,9 +182,8 @@ def warp_pairs(
                 result = pipeline.translate(maps, encoded)
                 attention = probe.attention(maps, encoded)
                 for i, (photo, pair) in enumerate(chunk):
-                    one = EncodedExemplar(encoded.keys[i : i + 1], encoded.values[i : i + 1])
                     mine = Attention(attention.q[i : i + 1], attention.k[i : i + 1], attention.scale, attention.mask_negative)
-                    yield WarpedPair(photo, pair, maps[i], to_uint8_rgb(result.warped[i]), one, mine, peak_hit_rate(mine, 0, pair, grid))
+                    yield WarpedPair(photo, pair, maps[i], to_uint8_rgb(result.warped[i]), mine, peak_hit_rate(mine, 0, pair, grid))
     except RunnerError as err:
         raise UserError(str(err), model.path) from err
 
