@@ -38,8 +38,9 @@ def warp(
     Each photo becomes pseudo pairs whose ideal warp is known: the condition is extracted from the photo
     (as the model's mclrt.json says), the exemplar is the photo mirrored and shifted (flip-shift) or its
     centre zoomed (crop). The warped exemplar is scored against the photo, next to the unwarped exemplar
-    and the exemplar's mean colour on the same pairs. --heatmaps draws, for four points of the condition,
-    the attention over the exemplar, its peak and the point's true position.
+    and the exemplar's mean colour on the same pairs; peak_hits is the share of the model's correspondence
+    cells whose attention peaks within one cell of their true position. --heatmaps draws, for four points
+    of the condition, the attention over the exemplar, its peak and the point's true position.
     """
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.fsutil import atomic_write_bytes, check_output_location
