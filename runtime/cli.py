@@ -69,49 +69,41 @@ def _global_options(
     _state["debug"] = debug
 
 
-def _add_group(group: typer.Typer, name: str) -> None:
-    """Register a command group (`mclrt engine ...`) with the same help rendering as every command."""
-    group.info.cls = _Group
-    for command in group.registered_commands:
-        command.cls = _Command
-    app.add_typer(group, name=name)
+# The order `mclrt --help` lists commands in: the main jobs first. A command this list does not name
+# (a plug-in's) follows, alphabetically.
+HELP_ORDER = ("infer", "video", "train", "export", "import", "quantize", "engine", "serve", "bench", "compare", "check", "eval", "info", "doctor")
+COMMANDS_GROUP = "mclrt.commands"
 
 
-# --- commands (each defined beside the code it drives) --------------------------------------
-from mclrt.calibration.quantize_cli import quantize  # noqa: E402
+def _register(name: str, command) -> None:
+    """A command function, or a typer app for a group (`mclrt engine ...`), with the shared help rendering."""
+    if isinstance(command, typer.Typer):
+        command.info.cls = _Group
+        for sub in command.registered_commands:
+            sub.cls = _Command
+        app.add_typer(command, name=name)
+    else:
+        app.command(name, cls=_Command)(command)
 
-app.command("quantize", cls=_Command)(quantize)
-from mclrt.runtime.commands.engine import engine_app  # noqa: E402
 
-_add_group(engine_app, "engine")
-from mclrt.runtime.commands.compare import compare  # noqa: E402
-from mclrt.runtime.commands.doctor import doctor  # noqa: E402
+def _register_commands() -> None:
+    """Every command, from the `mclrt.commands` entry points that pyproject.toml declares.
 
-app.command("compare", cls=_Command)(compare)
-app.command("doctor", cls=_Command)(doctor)
-from mclrt.training.info import info  # noqa: E402  (torch is imported when the command runs)
+    Each floor (runtime/commands, training/commands, export/commands, calibration/commands) declares its
+    own commands there, so this module -- the torch-free ground floor -- never imports the floors above
+    it; a command module imports its heavy parts (torch, TensorRT) only when it runs.
+    """
+    from importlib.metadata import entry_points
 
-app.command("info", cls=_Command)(info)
-from mclrt.export.cli import export  # noqa: E402  (torch is imported when the command runs)
+    found = {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
+    if not found:
+        raise SystemExit("mclrt is not installed (no `mclrt.commands` entry points): run `pip install -e .` or `make install`")
+    rank = {name: i for i, name in enumerate(HELP_ORDER)}
+    for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n)):
+        _register(name, found[name].load())
 
-app.command("export", cls=_Command)(export)
-from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
 
-app.command("train", cls=_Command)(train_command)
-from mclrt.training.eval.cli import eval_app  # noqa: E402  (scikit-image and torch are imported when a command runs)
-
-_add_group(eval_app, "eval")
-from mclrt.runtime.commands.infer import infer  # noqa: E402
-
-app.command("infer", cls=_Command)(infer)
-from mclrt.runtime.commands.video import video  # noqa: E402
-
-app.command("video", cls=_Command)(video)
-from mclrt.runtime.commands.bench import bench  # noqa: E402
-from mclrt.runtime.commands.check import check  # noqa: E402
-
-app.command("bench", cls=_Command)(bench)
-app.command("check", cls=_Command)(check)
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def test_against_compares_int8_with_its_fp32_source_on_onnx_runtime(int8_cpu, na
     assert 0 < image["mean_abs"] < image["max_abs"] <= 2.0 and 20.0 < image["psnr_db"] < 80.0
 
     # The end-to-end numbers, recomputed from the two directories' own ONNX Runtime sessions.
-    from mclrt.runtime.inputs.compare_feeds import real_feeds
+    from mclrt.runtime.inputs.feeds import real_feeds
     from mclrt.runtime.model_dir import load_model_dir
     from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
 

@@ -1,8 +1,17 @@
-"""The package layout stays navigable: imports between mclrt modules point one way (no cycles, lazy
-imports inside functions included), and runtime/ keeps its folders' direction: nothing but
-commands/ reaches into commands/; inputs/ never reaches into bench/, checks/, video/, trt/ or
-kernels/; and nothing under runtime/ but cli.py (which registers the training-side commands)
-imports training/ or export/."""
+"""The house has one way through it: every import between mclrt modules points down the floors below,
+drawn from the code's own imports (lazy imports inside functions included), with no exemptions.
+
+    tools/                                   scripts on top of everything
+    export/                                  reads training's networks and checkpoints
+    training/, calibration/                  side by side; neither imports the other
+    runtime/                                 the torch-free ground floor
+
+Inside each top-level package its folders are floors too (runtime/: the core modules, then inputs/,
+kernels/, jetson/, then the runners and trt/, then the one place that opens runners, then checks/,
+bench/, video/, serve/, then the Python API, then the commands and the CLI root). Commands are
+registered through the `mclrt.commands` entry points (pyproject.toml), not imported by the CLI root,
+so no arrow runs back up. The test also fails on any loop between modules or between folders.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,27 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ROOTS = {"training": "mclrt.training", "export": "mclrt.export", "calibration": "mclrt.calibration", "runtime": "mclrt.runtime", "tools": "mclrt.tools"}
+
+# Top-level packages, lowest first. Packages on the same floor may not import each other.
+PACKAGE_FLOORS = {"runtime": 0, "training": 1, "calibration": 1, "export": 2, "tools": 3}
+
+# Floors inside a package: the longest matching module prefix wins; a module no prefix names sits
+# on floor 0 of its package.
+MODULE_FLOORS = {
+    "runtime": {
+        # 0: errors, fsutil, threads, notices, model_dir, model_info, image_out, feeds
+        "mclrt.runtime.inputs": 1, "mclrt.runtime.kernels": 1, "mclrt.runtime.jetson": 1,
+        "mclrt.runtime.runners": 2, "mclrt.runtime.trt": 2,
+        "mclrt.runtime.backends": 3, "mclrt.runtime.pipeline": 3, "mclrt.runtime.compare": 3,
+        "mclrt.runtime.checks": 4, "mclrt.runtime.bench": 4, "mclrt.runtime.video": 4, "mclrt.runtime.serve": 4,
+        "mclrt.runtime.api": 5, "mclrt.runtime": 5,  # the package itself re-exports the API, lazily
+        "mclrt.runtime.commands": 6, "mclrt.runtime.cli": 6,
+    },
+    "training": {"mclrt.training.eval": 1, "mclrt.training.commands": 2},
+    "export": {"mclrt.export.commands": 1},
+    "calibration": {"mclrt.calibration.commands": 1},
+    "tools": {},
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -40,6 +70,42 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(path, known) - {name} for name, path in known.items()}
 
 
+def _package(module: str) -> str:
+    return module.split(".")[1]
+
+
+def floor(module: str) -> tuple[int, int]:
+    """(the package's floor, the module's floor inside it)."""
+    package = _package(module)
+    # The package itself (its __init__) matches only itself, not every module inside it.
+    prefixes = [p for p in MODULE_FLOORS[package] if module == p or (p != f"mclrt.{package}" and module.startswith(p + "."))]
+    inner = MODULE_FLOORS[package][max(prefixes, key=len)] if prefixes else 0
+    return PACKAGE_FLOORS[package], inner
+
+
+def folder(module: str) -> str:
+    """The folder a module belongs to, for the folder-level loop check: `mclrt.runtime.trt`,
+    `mclrt.training.eval`; the modules directly in a top-level package form one folder each."""
+    parts = module.split(".")
+    path = REPO / parts[1]
+    for depth in range(2, len(parts)):
+        if not (path / parts[depth]).is_dir():
+            return ".".join(parts[:depth])
+        path = path / parts[depth]
+    return module
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for name, targets in graph.items():
+        for target in targets:
+            (mine, my_inner), (theirs, their_inner) = floor(name), floor(target)
+            same_package = _package(name) == _package(target)
+            if theirs > mine or (theirs == mine and not same_package) or (same_package and their_inner > my_inner):
+                found.append(f"{name} -> {target}")
+    return sorted(found)
+
+
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
     path: list[str] = []
@@ -47,7 +113,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     def visit(node: str) -> list[str] | None:
         state[node] = 1
         path.append(node)
-        for nxt in sorted(graph[node]):
+        for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
                 return path[path.index(nxt):] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
@@ -62,33 +128,56 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def _collapse(graph: dict[str, set[str]], key) -> dict[str, set[str]]:
+    collapsed: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        collapsed.setdefault(key(name), set()).update(key(t) for t in targets if key(t) != key(name))
+    return collapsed
+
+
 def test_find_cycle_has_teeth():
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_import_cycles_between_mclrt_modules():
+def test_upward_imports_have_teeth():
+    # The arrows this test exists to stop, as they stood before the house was reshaped.
+    assert upward_imports({"mclrt.runtime.cli": {"mclrt.training.commands.train"}})
+    assert upward_imports({"mclrt.runtime.trt.builder": {"mclrt.runtime.checks.model_check"}})
+    assert upward_imports({"mclrt.training.eval.metrics.lpips": {"mclrt.tools.convert_lpips_vgg16"}})
+    assert upward_imports({"mclrt.tools.demo": set(), "mclrt.runtime.backends": {"mclrt.runtime.commands.infer"}})
+    assert upward_imports({"mclrt.training.losses": {"mclrt.calibration.quantize"}})  # same floor, other package
+    assert not upward_imports({"mclrt.export.onnx_export": {"mclrt.training.networks", "mclrt.runtime.model_dir"}})
+
+
+def test_the_walk_sees_the_tree():
     graph = _graph()
     assert len(graph) > 100, "the walk found too few modules: is the layout mapping right?"
-    assert _find_cycle(graph) is None
+    assert {"mclrt.runtime.cli", "mclrt.runtime.api", "mclrt.runtime.backends"} <= set(graph)
 
 
-# The torch side reached from runtime/ on purpose, each imported inside the one function that needs it:
-# `mclrt compare --backends torch` runs the model the directory was exported from.
-OPTIONAL_TORCH_HOOKS = {"mclrt.runtime.trt.compare": {"mclrt.export.torch_runner"}}
+def test_no_import_cycles_between_mclrt_modules():
+    assert _find_cycle(_graph()) is None
 
 
-def test_runtime_imports_point_down():
+def test_no_loops_between_folders_or_packages():
     graph = _graph()
-    for name, targets in graph.items():
-        if not name.startswith("mclrt.runtime.") or name == "mclrt.runtime.cli":
-            continue
-        targets = targets - OPTIONAL_TORCH_HOOKS.get(name, set())
-        upward = sorted(t for t in targets if t.startswith(("mclrt.training", "mclrt.export", "mclrt.runtime.cli")))
-        assert not upward, f"{name} imports {upward}: runtime/ runs without torch and is imported by the training side, not the reverse"
-        if not name.startswith("mclrt.runtime.commands."):
-            into_commands = sorted(t for t in targets if t.startswith("mclrt.runtime.commands"))
-            assert not into_commands, f"{name} imports the command modules {into_commands}: commands sit on top of everything else"
-        if name.startswith("mclrt.runtime.inputs."):
-            outward = sorted(t for t in targets if t.startswith(tuple(f"mclrt.runtime.{f}" for f in ("bench", "checks", "video", "trt", "kernels"))))
-            assert not outward, f"{name} imports {outward}: the input side depends only on itself and the core modules"
+    assert _find_cycle(_collapse(graph, folder)) is None
+    assert _find_cycle(_collapse(graph, _package)) is None
+
+
+def test_every_import_points_down():
+    assert upward_imports(_graph()) == []
+
+
+def test_the_cli_root_imports_no_command():
+    """Commands reach the CLI through entry points: its own imports name none of them."""
+    assert not {t for t in _graph()["mclrt.runtime.cli"] if ".commands" in t}
+
+
+def test_runtime_and_calibration_never_import_torch():
+    for folder_name in ("runtime", "calibration"):
+        for path in (REPO / folder_name).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                assert not [n for n in names if n == "torch" or n.startswith("torch.")], f"{path} imports torch"

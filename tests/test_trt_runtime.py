@@ -133,7 +133,7 @@ def test_modules_import_without_torch_tensorrt_triton_or_cuda():
     modules = [
         "mclrt.runtime.trt." + name
         for name in ("compat", "plugin", "fp16", "layer_report", "builder", "cache", "device", "logger", "runner", "backend", "compare")
-    ] + ["mclrt.runtime.commands." + name for name in ("compare", "doctor", "engine")] + ["mclrt.runtime.inputs.compare_feeds"]
+    ] + ["mclrt.runtime.commands." + name for name in ("compare", "doctor", "engine")] + ["mclrt.runtime.inputs.feeds"]
     script = (
         "import json, sys\n"
         f"for m in {modules!r}: __import__(m)\n"

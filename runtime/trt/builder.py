@@ -471,7 +471,7 @@ def _timing_cache_path(out: Path, resolved: ResolvedBuild) -> Path | None:
 def _recipe_feeds(model: ModelDir, batch: int = 2, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Inputs for the FP16 recipe's ORT comparison: random contract-range inputs, and for the
     translator the FP32 encoder's real keys and values (unit descriptors, as in use)."""
-    from mclrt.runtime.checks.model_check import random_feed
+    from mclrt.runtime.inputs.feeds import random_feed
     from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
 
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ source): graph by graph as for backends, then end to end -- the candidate's own 
 own translator, the error a user of it actually sees. Nothing here is TensorRT-specific; it lives in
 trt/ because comparing began as TensorRT against ONNX Runtime.
 
-Each graph is compared on identical inputs (runtime/inputs/compare_feeds.py: package photos, and their
+Each graph is compared on identical inputs (runtime/inputs/feeds.py: package photos, and their
 edges for edge models): the encoder on the same exemplar, the translator on the same condition plus
 the *reference* backend's keys and values, so an error is attributed to the graph that made it. Per
 output: max and mean abs error, max error relative to the reference's peak, and PSNR over the
@@ -145,7 +145,7 @@ def compare_runners(
     of a model with `model`'s inputs and outputs. The translator of every set is fed the reference's
     keys and values, so an error is attributed to the graph that made it.
     """
-    from mclrt.runtime.inputs.compare_feeds import real_feeds
+    from mclrt.runtime.inputs.feeds import real_feeds
 
     encoder_feed, condition_feed = real_feeds(model, batch, seed)
     labels = list(runners)
@@ -235,7 +235,7 @@ def compare_model_dirs(
     candidate: ModelDir, reference: ModelDir, tolerance: Tolerance, batch: int = 2, seed: int = 0, threads: int = 0
 ) -> list[OutputComparison]:
     """Per output of each graph, then end to end: `candidate` against `reference`, both on ORT CPU."""
-    from mclrt.runtime.inputs.compare_feeds import real_feeds
+    from mclrt.runtime.inputs.feeds import real_feeds
 
     check_same_interface(candidate, reference)
     a, b = str(candidate.path), str(reference.path)

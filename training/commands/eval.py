@@ -1,6 +1,6 @@
 """`mclrt eval`: `warp` (correspondence accuracy on pseudo pairs) and `images` (image-quality metrics).
 
-Registered in mclrt.runtime.cli; each command imports its heavy parts (scikit-image, torch) when it runs.
+Registered through the `mclrt.commands` entry points (pyproject.toml); each command imports its heavy parts (scikit-image, torch) when it runs.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""`mclrt` commands of training/: registered through the `mclrt.commands` entry points in pyproject.toml."""
