@@ -38,7 +38,7 @@ from mclrt.calibration.sweep import GroupSensitivity, sweep
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import atomic_directory, check_output_location
 from mclrt.runtime.model_dir import GRAPH_FILES, ModelDir, load_model_dir, write_manifest
-from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
+from mclrt.runtime.backends import Device, RunnerOptions, open_runners
 
 RANGES_DIR = "calibration_ranges"
 TOOLS = ("ort", "modelopt")
@@ -175,7 +175,7 @@ def _calibrate(model, cset, prepared, method, ranges_dir: Path, progress) -> dic
     progress(f"calibrating the exemplar encoder ({method}, {len(cset.calibration)} images)")
     calibrate(prepared["exemplar_encoder"], calib_data.encoder_feeds(cset.calibration, preprocess), method, ranges["exemplar_encoder"])
     progress(f"calibrating the translator ({method}, {len(cset.calibration)} pairs)")
-    with OnnxRuntimeRunner(model.graph_path("exemplar_encoder"), OrtOptions(providers=(CPU_EP,))) as encoder:
+    with open_runners(model, RunnerOptions(backend="ort", device=Device.cpu), graphs=("exemplar_encoder",))["exemplar_encoder"] as encoder:
 
         def encode(feed):
             out = encoder.infer(feed)
@@ -209,7 +209,7 @@ def _encode(model, cset, prepared, plans, ranges, options, encoding: Encoding, t
 def _modelopt_feeds(model, cset, preprocess, graph: str) -> list[dict]:
     if graph == "exemplar_encoder":
         return list(calib_data.encoder_feeds(cset.calibration, preprocess))
-    with OnnxRuntimeRunner(model.graph_path("exemplar_encoder"), OrtOptions(providers=(CPU_EP,))) as encoder:
+    with open_runners(model, RunnerOptions(backend="ort", device=Device.cpu), graphs=("exemplar_encoder",))["exemplar_encoder"] as encoder:
 
         def encode(feed):
             out = encoder.infer(feed)

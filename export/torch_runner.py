@@ -12,7 +12,8 @@ checkpoint when that path does not resolve from here; either way the file's SHA-
 recorded one, so the comparison is never against the wrong weights. Quantized directories keep their
 FP32 source's provenance under `provenance.source.provenance` and are followed to it.
 
-Lives in export/ because it imports torch; runtime/trt/compare.py imports it only for `torch`.
+Lives in export/ because it imports torch; it joins runtime/backends.py as the `torch` entry point of the
+`mclrt.backends` group (pyproject.toml), loaded only when that backend is asked for.
 """
 
 from __future__ import annotations

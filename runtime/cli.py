@@ -96,8 +96,6 @@ def _register_commands() -> None:
     from importlib.metadata import entry_points
 
     found = {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
-    if not found:
-        raise SystemExit("mclrt is not installed (no `mclrt.commands` entry points): run `pip install -e .` or `make install`")
     rank = {name: i for i, name in enumerate(HELP_ORDER)}
     for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n)):
         _register(name, found[name].load())
@@ -115,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if not app.registered_commands:  # a source tree on sys.path that was never installed: no entry points
+        print(f"error: mclrt is not installed (no `{COMMANDS_GROUP}` entry points): run `make install` or `pip install -e .`", file=sys.stderr)
+        return 1
     try:
         # Outside standalone mode click returns typer.Exit(n)'s code (and a command's return value).
         result = app(args=args, standalone_mode=False)

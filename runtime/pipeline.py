@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from mclrt.runtime.backends import Backend, open_runner
+from mclrt.runtime.backends import RunnerOptions, open_runners
 from mclrt.runtime.model_dir import ModelDir
 from mclrt.runtime.runners import Runner
 
@@ -34,12 +34,9 @@ class TranslationPipeline:
         self.model, self.encoder, self.translator = model, encoder, translator
 
     @classmethod
-    def open(cls, model: ModelDir, backend: Backend = Backend.auto, threads: int = 0) -> "TranslationPipeline":
-        return cls(
-            model,
-            open_runner(model.graph_path("exemplar_encoder"), backend, threads),
-            open_runner(model.graph_path("translator"), backend, threads),
-        )
+    def open(cls, model: ModelDir, options: RunnerOptions = RunnerOptions()) -> "TranslationPipeline":
+        runners = open_runners(model, options)
+        return cls(model, runners["exemplar_encoder"], runners["translator"])
 
     def __enter__(self) -> "TranslationPipeline":
         self.encoder.activate()

@@ -1,8 +1,10 @@
-"""Runners: one life cycle for every inference backend, in the spirit of Polygraphy's.
+"""Runners: one life cycle for every inference backend -- Polygraphy's.
 
 A runner is made cheaply, then `activate()`d (sessions, engines and device buffers are created
 here), asked to `infer(feed)` any number of times, and `deactivate()`d; it is also a context
-manager. Comparing or benchmarking backends is then written once against `Runner`.
+manager. Every mclrt runner is a Polygraphy `BaseRunner`, so comparing or benchmarking backends is
+written once (runtime/compare.py drives Polygraphy's Comparator), and the ONNX Runtime and TensorRT
+runners are Polygraphy's own `OnnxrtRunner` and `TrtRunner` behind mclrt's checks and errors.
 
 `OnnxRuntimeRunner` picks execution providers only when they can actually run here. onnxruntime-gpu
 lists the TensorRT and CUDA providers even on a machine without a GPU or without their libraries,
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from polygraphy.backend.base import BaseRunner
 
 # ONNX Runtime's tensor type strings -> numpy dtypes (only the ones our graphs can carry).
 _ORT_DTYPES = {
@@ -70,45 +73,70 @@ class TensorMeta:
                 raise FeedError(f"input {self.name!r}: dim {axis} is {got}, expected {want} (shape {self.shape})")
 
 
-class Runner(abc.ABC):
-    """activate() -> infer(feed) ... -> deactivate(); also `with runner: ...`."""
+class Runner(BaseRunner, metaclass=abc.ABCMeta):
+    """activate() -> infer(feed) ... -> deactivate(); also `with runner: ...`.
+
+    A Polygraphy runner (`BaseRunner`), so Polygraphy's `Comparator` and tools take any mclrt runner,
+    with what mclrt's callers rely on on top: `input_metadata()` as `TensorMeta` (numpy dtypes, the
+    batch axis named), `output_names()`, and `infer(feed)` checking the feed with one clear FeedError
+    and turning the backend's own exceptions into RunnerError. A backend implements `_activate`,
+    `_deactivate`, `_infer`, `input_metadata` and `output_names`; the ONNX Runtime and TensorRT
+    runners do it by driving Polygraphy's `OnnxrtRunner` and `TrtRunner`.
+    """
 
     def __init__(self, name: str):
-        self.name = name
-        self.is_active = False
-        self.last_inference_seconds: float | None = None
+        super().__init__(name=name)
+        self.inference_time = None
 
-    # --- life cycle -----------------------------------------------------------------------------
-    def activate(self) -> None:
-        if self.is_active:
-            return
+    @property
+    def last_inference_seconds(self) -> float | None:
+        return self.inference_time
+
+    # --- Polygraphy's life cycle, implemented by mclrt's -----------------------------------------
+    def activate_impl(self) -> None:
         self._activate()
-        self.is_active = True
 
-    def deactivate(self) -> None:
-        if not self.is_active:
-            return
+    def deactivate_impl(self) -> None:
         self._deactivate()
-        self.is_active = False
 
-    def __enter__(self) -> "Runner":
-        self.activate()
-        return self
+    def get_input_metadata_impl(self):
+        from polygraphy.common import TensorMetadata
 
-    def __exit__(self, *exc_info) -> None:
-        self.deactivate()
+        metadata = TensorMetadata()
+        for name, meta in self.input_metadata().items():
+            metadata.add(name, dtype=meta.dtype, shape=[d if isinstance(d, int) else -1 for d in meta.shape])
+        return metadata
+
+    def infer_impl(self, feed_dict):
+        start = time.perf_counter()
+        outputs = self._infer(feed_dict)
+        self.inference_time = time.perf_counter() - start
+        return outputs
 
     # --- inference ------------------------------------------------------------------------------
-    def infer(self, feed: Mapping[str, np.ndarray], check_inputs: bool = True) -> dict[str, np.ndarray]:
-        """Run the graph on `feed` (every input, by name) and return every output, by name."""
+    def infer(self, feed_dict: Mapping[str, np.ndarray], check_inputs: bool = True) -> dict[str, np.ndarray]:
+        """Run the graph on `feed_dict` (every input, by name) and return every output, by name.
+
+        Floating-point inputs are cast to the float type the graph declares, here and nowhere else, so
+        an FP16 graph with FP16 inputs takes the same feed as its FP32 source.
+        """
         if not self.is_active:
             raise RuntimeError(f"runner {self.name} is not active: call activate() or use it as a context manager")
+        feed = self._cast_floats(feed_dict)
         if check_inputs:
             self._check_feed(feed)
-        start = time.perf_counter()
-        outputs = self._infer(feed)
-        self.last_inference_seconds = time.perf_counter() - start
-        return outputs
+        return dict(super().infer(feed, check_inputs=False))
+
+    def _cast_floats(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        metadata = self.input_metadata()
+        cast = {}
+        for name, value in feed.items():
+            value = np.asarray(value)
+            want = metadata[name].dtype if name in metadata else None
+            if want is not None and want.kind == "f" and value.dtype.kind == "f" and value.dtype != want:
+                value = value.astype(want)
+            cast[name] = np.ascontiguousarray(value)
+        return cast
 
     def _check_feed(self, feed: Mapping[str, np.ndarray]) -> None:
         metadata = self.input_metadata()
@@ -242,79 +270,87 @@ class OrtOptions:
     profile_prefix: str | None = None
 
 
+def ort_session(model: str | os.PathLike | bytes, options: OrtOptions, name: str):
+    """mclrt's session factory: ONNX Runtime settings (threads, providers that can really run here,
+    denormals, spinning, profiling) -> an InferenceSession and the provider choice behind it."""
+    import onnxruntime
+
+    choice = choose_ort_providers() if options.providers is None else ProviderChoice(tuple(options.providers), {})
+    session_options = onnxruntime.SessionOptions()
+    session_options.intra_op_num_threads = options.intra_op_threads
+    # Trained GAN weights (xavier gain 0.02) produce subnormal activations, which x86 CPUs compute
+    # ~20x slower; flushing them to zero does not change an 8-bit image.
+    session_options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    # A pipeline holds two sessions (encoder, translator), each with its own thread pool, whose idle
+    # threads busy-wait for more work after a run -- taking the cores from the other session's run.
+    # Measured on 2 cores, demo model: encode + translate took 77-83 ms that way, 49-53 ms with the
+    # spinning stopped when a run returns (it still spins between the ops of a run; each graph alone
+    # runs as fast either way).
+    session_options.add_session_config_entry("session.force_spinning_stop", "1")
+    session_options.log_severity_level = options.log_severity
+    if options.profile_prefix is not None:
+        session_options.enable_profiling = True
+        session_options.profile_file_prefix = options.profile_prefix
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        session = onnxruntime.InferenceSession(source, sess_options=session_options, providers=list(choice.providers))
+    except _onnxruntime_errors() as err:
+        raise RunnerError(f"ONNX Runtime cannot load {name}: {_first_line(err)}") from err
+    return session, choice
+
+
 class OnnxRuntimeRunner(Runner):
-    """Runs one ONNX graph with ONNX Runtime on the best provider that actually works here."""
+    """Runs one ONNX graph with ONNX Runtime on the best provider that actually works here: Polygraphy's
+    `OnnxrtRunner`, fed by mclrt's session factory (`ort_session`)."""
 
     def __init__(self, model: str | os.PathLike | bytes, options: OrtOptions = OrtOptions(), name: str | None = None):
         self.model = model if isinstance(model, bytes) else Path(model)
         super().__init__(name or (self.model.name if isinstance(self.model, Path) else "onnxruntime"))
         self.options = options
         self.provider_choice: ProviderChoice | None = None
-        self._session = None
+        self._polygraphy = None  # polygraphy.backend.onnxrt.OnnxrtRunner, while active
+
+    def _session(self):
+        session, self.provider_choice = ort_session(self.model, self.options, self.name)
+        return session
+
+    @property
+    def session(self):
+        if self._polygraphy is None:
+            raise RuntimeError(f"runner {self.name} is not active")
+        return self._polygraphy.sess
 
     @property
     def providers_in_use(self) -> list[str]:
         """What the session really uses: ONNX Runtime may still drop a provider when it is created."""
-        if self._session is None:
-            raise RuntimeError(f"runner {self.name} is not active")
-        return list(self._session.get_providers())
+        return list(self.session.get_providers())
 
     def _activate(self) -> None:
-        import onnxruntime
+        from polygraphy.backend.onnxrt import OnnxrtRunner
 
-        if self.options.providers is None:
-            self.provider_choice = choose_ort_providers()
-        else:
-            self.provider_choice = ProviderChoice(tuple(self.options.providers), {})
-        session_options = onnxruntime.SessionOptions()
-        session_options.intra_op_num_threads = self.options.intra_op_threads
-        # Trained GAN weights (xavier gain 0.02) produce subnormal activations, which x86 CPUs compute
-        # ~20x slower; flushing them to zero does not change an 8-bit image.
-        session_options.add_session_config_entry("session.set_denormal_as_zero", "1")
-        # A pipeline holds two sessions (encoder, translator), each with its own thread pool, whose idle
-        # threads busy-wait for more work after a run -- taking the cores from the other session's run.
-        # Measured on 2 cores, demo model: encode + translate took 77-83 ms that way, 49-53 ms with the
-        # spinning stopped when a run returns (it still spins between the ops of a run; each graph alone
-        # runs as fast either way).
-        session_options.add_session_config_entry("session.force_spinning_stop", "1")
-        session_options.log_severity_level = self.options.log_severity
-        if self.options.profile_prefix is not None:
-            session_options.enable_profiling = True
-            session_options.profile_file_prefix = self.options.profile_prefix
-        model = self.model if isinstance(self.model, bytes) else str(self.model)
-        try:
-            self._session = onnxruntime.InferenceSession(
-                model, sess_options=session_options, providers=list(self.provider_choice.providers)
-            )
-        except _onnxruntime_errors() as err:
-            raise RunnerError(f"ONNX Runtime cannot load {self.name}: {_first_line(err)}") from err
+        runner = OnnxrtRunner(self._session, name=self.name)
+        runner.activate()
+        self._polygraphy = runner
 
     def _deactivate(self) -> None:
-        self._session = None
+        self._polygraphy.deactivate()
+        self._polygraphy = None
 
     def end_profiling(self) -> Path:
         """Stop profiling (OrtOptions.profile_prefix) and return the trace file ONNX Runtime wrote."""
-        if self._session is None or self.options.profile_prefix is None:
+        if self._polygraphy is None or self.options.profile_prefix is None:
             raise RuntimeError(f"runner {self.name} is not active with profiling on")
-        return Path(self._session.end_profiling())
+        return Path(self.session.end_profiling())
 
     def input_metadata(self) -> dict[str, TensorMeta]:
-        if self._session is None:
-            raise RuntimeError(f"runner {self.name} is not active")
-        return {
-            arg.name: TensorMeta(arg.name, tuple(arg.shape), _ort_dtype(arg.name, arg.type))
-            for arg in self._session.get_inputs()
-        }
+        return {arg.name: TensorMeta(arg.name, tuple(arg.shape), _ort_dtype(arg.name, arg.type)) for arg in self.session.get_inputs()}
 
     def output_names(self) -> list[str]:
-        if self._session is None:
-            raise RuntimeError(f"runner {self.name} is not active")
-        return [arg.name for arg in self._session.get_outputs()]
+        return [arg.name for arg in self.session.get_outputs()]
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = self.output_names()
         try:
-            return dict(zip(names, self._session.run(names, dict(feed))))
+            return dict(self._polygraphy.infer(dict(feed), check_inputs=False))
         except _onnxruntime_errors() as err:
             raise RunnerError(f"ONNX Runtime failed running {self.name}: {_first_line(err)}") from err
 

@@ -11,7 +11,7 @@ import pytest
 from mclrt.runtime.cli import main
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("tensorrt_rtx_bindings") is None and importlib.util.find_spec("tensorrt") is None,
+    importlib.util.find_spec("tensorrt_rtx") is None and importlib.util.find_spec("tensorrt") is None,
     reason="TensorRT is not installed (pip install 'mclrt[trt-check]')",
 )
 

@@ -167,7 +167,7 @@ def test_doctor_selftest_exits_1_when_a_build_it_was_asked_for_fails(tmp_path, c
 
     from model_dir_fixtures import build_tiny_model_dir, rewrite_graph
 
-    if importlib.util.find_spec("tensorrt_rtx_bindings") is None and importlib.util.find_spec("tensorrt") is None:
+    if importlib.util.find_spec("tensorrt_rtx") is None and importlib.util.find_spec("tensorrt") is None:
         pytest.skip("TensorRT is not installed: the self-test has nothing to build with")
     model_dir = build_tiny_model_dir(tmp_path / "tiny")
     translator = onnx.load(model_dir / "translator.onnx")

@@ -269,7 +269,7 @@ def test_tensorrt_rtx_parser_maps_the_node_to_the_plugin_only_when_registered(na
     script = textwrap.dedent(
         """
         import json, sys
-        import tensorrt_rtx_bindings as trt
+        import tensorrt_rtx as trt
         from mclrt.runtime.trt.plugin import register_plugin
         logger = trt.Logger(trt.Logger.ERROR)
         if sys.argv[2] == "1":

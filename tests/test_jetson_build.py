@@ -74,7 +74,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_engine_build_dla_core_on_the_demo_model_is_refused_in_one_line(tmp_path):
-    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
 
     def build(*extra: str) -> subprocess.CompletedProcess:
         argv = [sys.executable, "-m", "mclrt.runtime.cli", "engine", "build", "--model", str(DEMO), "--out", str(tmp_path / "engines"), *extra]
@@ -97,7 +97,7 @@ def test_engine_build_dla_core_on_the_demo_model_is_refused_in_one_line(tmp_path
 def test_dla_configuration_on_real_tensorrt_objects_keeps_the_correspondence_on_the_gpu(tmp_path):
     """TensorRT-RTX parses the demo translator (correspondence inlined); set_dla with the JetPack 6 table row
     pins exactly the correspondence's layers to the GPU, and the builder reports the cores this machine has."""
-    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
     script = textwrap.dedent(f"""
         import json, onnx
         from mclrt.runtime.trt import compat, dla_report

@@ -39,7 +39,7 @@ MODULE_FLOORS = {
     "training": {"mclrt.training.eval": 1, "mclrt.training.commands": 2},
     "export": {"mclrt.export.commands": 1},
     "calibration": {"mclrt.calibration.commands": 1},
-    "tools": {},
+    "tools": {"mclrt.tools.gpu_check": 1},  # the GPU check runs the checks in gpu_checks/, which use the other tools
 }
 
 
@@ -85,14 +85,15 @@ def floor(module: str) -> tuple[int, int]:
 
 def folder(module: str) -> str:
     """The folder a module belongs to, for the folder-level loop check: `mclrt.runtime.trt`,
-    `mclrt.training.eval`; the modules directly in a top-level package form one folder each."""
+    `mclrt.training.eval`. The modules directly in a top-level package sit on several floors (the
+    core, the runner opener, the API, the CLI root), so they group by floor: `mclrt.runtime@0`."""
     parts = module.split(".")
     path = REPO / parts[1]
     for depth in range(2, len(parts)):
         if not (path / parts[depth]).is_dir():
-            return ".".join(parts[:depth])
+            return ".".join(parts[:depth]) if depth > 2 else f"mclrt.{parts[1]}@{floor(module)[1]}"
         path = path / parts[depth]
-    return module
+    return module if len(parts) > 2 else f"{module}@{floor(module)[1]}"
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:

@@ -16,7 +16,7 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.trt import builder, compat
 from mclrt.runtime.trt.device import CudaInfo, GpuInfo
 
-trt = pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
+trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
 
 
 @pytest.fixture

@@ -66,11 +66,14 @@ def test_life_cycle_and_feed_checks(model):
         assert runner.output_names() == ["exemplar_keys", "exemplar_values"]
         with pytest.raises(FeedError, match="missing"):
             runner.infer({})
-        with pytest.raises(FeedError, match="dtype float64"):
-            runner.infer({"exemplar": exemplar.astype(np.float64)})
+        # Floats are cast to the graph's float type in the runner (the one place that casts) ...
+        as_float64 = runner.infer({"exemplar": exemplar.astype(np.float64)})
+        np.testing.assert_array_equal(as_float64["exemplar_keys"], runner.infer({"exemplar": exemplar})["exemplar_keys"])
+        # ... anything else of the wrong type is the caller's bug.
+        with pytest.raises(FeedError, match="dtype int64"):
+            runner.infer({"exemplar": exemplar.astype(np.int64)})
         with pytest.raises(FeedError, match="dim 2 is 16"):
             runner.infer({"exemplar": np.zeros((1, 3, 16, 32), np.float32)})
-        assert runner.last_inference_seconds is None
         runner.infer({"exemplar": exemplar})
         assert runner.last_inference_seconds > 0
     assert not runner.is_active

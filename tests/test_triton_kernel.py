@@ -289,7 +289,7 @@ def test_runtime_kernel_modules_import_without_triton_or_torch():
     code = (
         "import sys\n"
         "import mclrt.runtime.kernels, mclrt.runtime.kernels.correspondence_launch\n"
-        "import mclrt.runtime.kernels.correspondence_interpret, mclrt.runtime.trt.qdp_aot\n"
+        "import mclrt.tools.kernel_interpret, mclrt.runtime.trt.qdp_aot\n"
         "heavy = [m for m in ('torch', 'triton', 'tensorrt', 'cuda') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -298,7 +298,7 @@ def test_runtime_kernel_modules_import_without_triton_or_torch():
 
 
 def test_interpret_refuses_without_interpreter_mode(monkeypatch):
-    from mclrt.runtime.kernels.correspondence_interpret import interpret
+    from mclrt.tools.kernel_interpret import interpret
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     x = np.zeros((1, 16, 16), np.float32)

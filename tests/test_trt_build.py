@@ -22,7 +22,7 @@ import pytest
 from model_dir_fixtures import TinySpec
 from normalized_models import build_normalized_model_dir
 
-trt = pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
+trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
 # One xdist worker builds the module's plans once (make test runs with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group(name="trt_build")
 
@@ -168,7 +168,7 @@ def test_plugin_build_time_methods_run_under_the_builder(model_dir, tmp_path):
         import json
         from collections import Counter
         from pathlib import Path
-        import tensorrt_rtx_bindings as trt
+        import tensorrt_rtx as trt
         from mclrt.runtime.model_dir import load_model_dir
         from mclrt.runtime.trt import builder, plugin
 

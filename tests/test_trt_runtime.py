@@ -57,13 +57,13 @@ def test_doctor_reports_what_it_can_says_no_gpu_and_exits_0(tmp_path):
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "no GPU found" in done.stdout and "Build TensorRT plans here" in done.stdout
     assert "ONNX Runtime" in done.stdout and "CPUExecutionProvider" in done.stdout and "Engine cache" in done.stdout
-    if _has("tensorrt_rtx_bindings"):
+    if _has("tensorrt_rtx"):
         # doctor reports the plugin's registration and registers nothing itself (one decision per process)
         assert "tensorrt-rtx" in done.stdout and "CorrespondenceSoftmax plugin" in done.stdout and "not registered" in done.stdout
 
 
 @no_gpu_only
-@pytest.mark.skipif(not _has("tensorrt_rtx_bindings"), reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
+@pytest.mark.skipif(not _has("tensorrt_rtx"), reason="TensorRT-RTX is not installed (pip install 'mclrt[trt-check]')")
 def test_doctor_selftest_builds_then_stops_at_the_missing_device(model_dir, tmp_path):
     done = mclrt("doctor", "--selftest", "--model", str(model_dir), cache_dir=tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
@@ -95,7 +95,7 @@ def test_compare_is_generic_over_runners(model_dir, tmp_path):
     assert done.stdout.count("PASS") == 4 and "inf" in done.stdout
 
     from mclrt.runtime.model_dir import load_model_dir
-    from mclrt.runtime.trt.compare import compare_backends, output_errors
+    from mclrt.runtime.compare import compare_backends, output_errors
 
     results = compare_backends(load_model_dir(model_dir), ["ort", "ort"], "fp16", batch=3, seed=1)
     assert {(r.graph, r.output) for r in results} == {

@@ -29,7 +29,7 @@ def main(cases_path: str, out_path: str) -> int:
     if os.environ.get("TRITON_INTERPRET") != "1":
         print("TRITON_INTERPRET=1 must be set", file=sys.stderr)
         return 2
-    from mclrt.runtime.kernels.correspondence_interpret import interpret
+    from mclrt.tools.kernel_interpret import interpret
 
     cases = np.load(cases_path)
     names = sorted({key.split("/")[0] for key in cases.files})

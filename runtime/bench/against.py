@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from mclrt.runtime.backends import describe
+from mclrt.runtime.backends import RunnerOptions, describe
 from mclrt.runtime.bench.latency import STAGES, BenchOptions, Latency, stage_steps
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
@@ -88,9 +88,8 @@ def run_paired_benchmark(model_path, against_path, options: BenchOptions = Bench
         raise UserError("--batch and --runs must be at least 1, --warmup at least 0")
     model, against = load_model_dir(model_path), load_model_dir(against_path)
     _same_task(model, against)
-    with TranslationPipeline.open(model, options.backend, options.threads) as mine, TranslationPipeline.open(
-        against, options.backend, options.threads
-    ) as theirs:
+    runner_options = RunnerOptions(backend=options.backend, threads=options.threads)
+    with TranslationPipeline.open(model, runner_options) as mine, TranslationPipeline.open(against, runner_options) as theirs:
         result = PairedBenchResult(
             model=str(model_path),
             against=str(against_path),

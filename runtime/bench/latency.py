@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from mclrt.runtime.inputs import conditions
-from mclrt.runtime.backends import Backend, describe
+from mclrt.runtime.backends import Backend, RunnerOptions, describe
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.model_dir import ConditionSpec, ModelDir, load_model_dir
@@ -96,7 +96,7 @@ def run_benchmark(model_path, options: BenchOptions = BenchOptions()) -> BenchRe
     if options.batch < 1 or options.runs < 1 or options.warmup < 0:
         raise UserError("--batch and --runs must be at least 1, --warmup at least 0")
     model = load_model_dir(model_path)
-    with TranslationPipeline.open(model, options.backend, options.threads) as pipeline:
+    with TranslationPipeline.open(model, RunnerOptions(backend=options.backend, threads=options.threads)) as pipeline:
         result = BenchResult(
             model=str(model_path),
             preset=model.manifest.preset,

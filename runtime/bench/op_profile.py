@@ -22,7 +22,7 @@ from pathlib import Path
 from mclrt.runtime.bench.latency import stage_steps
 from mclrt.runtime.model_dir import GRAPH_FILES, load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
-from mclrt.runtime.runners import OnnxRuntimeRunner, OrtOptions
+from mclrt.runtime.backends import RunnerOptions, open_runners
 
 # Operator types grouped by what they cost an INT8 model; everything else is "other".
 # ReorderInput/ReorderOutput are MLAS's NCHWc layout changes around its float convolutions.
@@ -102,10 +102,7 @@ def profile_model(model_path, threads: int = 0, runs: int = 10, warmup: int = 3)
     model = load_model_dir(model_path)
     result = OpProfile(str(model_path), model.manifest.precision, runs, threads)
     with tempfile.TemporaryDirectory(prefix="mclrt-profile-") as scratch:
-        runners = {
-            graph: OnnxRuntimeRunner(model.graph_path(graph), OrtOptions(intra_op_threads=threads, profile_prefix=f"{scratch}/{graph}"))
-            for graph in GRAPH_FILES
-        }
+        runners = open_runners(model, RunnerOptions(backend="ort", threads=threads, profile_prefix=f"{scratch}/"))
         with TranslationPipeline(model, runners["exemplar_encoder"], runners["translator"]) as pipeline:
             steps = stage_steps(pipeline, model, batch=1)
             for graph in GRAPH_FILES:

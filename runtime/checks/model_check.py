@@ -319,7 +319,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _ort_run(model_dir: ModelDir, options: CheckOptions) -> tuple[list[Finding], str]:
-    from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions, RunnerError
+    from mclrt.runtime.backends import Device, RunnerOptions, open_runners
+    from mclrt.runtime.inputs.feeds import random_feed
+    from mclrt.runtime.runners import RunnerError
 
     check = "onnxruntime"
     rng = np.random.default_rng(options.seed)
@@ -332,7 +334,8 @@ def _ort_run(model_dir: ModelDir, options: CheckOptions) -> tuple[list[Finding],
         feed = random_feed([t for t in spec.inputs if t.name not in outputs], batch, rng)
         feed.update({name: outputs[name] for name in (t.name for t in spec.inputs) if name in outputs})
         try:
-            with OnnxRuntimeRunner(model_dir.graph_path(graph), OrtOptions(providers=(CPU_EP,))) as runner:
+            (runner,) = open_runners(model_dir, RunnerOptions(backend="ort", device=Device.cpu), graphs=(graph,)).values()
+            with runner:
                 result = runner.infer(feed)
         except RunnerError as err:
             findings.append(Finding(check, "error", graph, None, str(err)))
@@ -403,7 +406,7 @@ def _import_tensorrt_rtx():
     try:
         import tensorrt_rtx as trt
     except ImportError:
-        import tensorrt_rtx_bindings as trt
+        import tensorrt_rtx as trt
     return trt
 
 

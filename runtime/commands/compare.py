@@ -1,8 +1,8 @@
 """`mclrt compare --model DIR [--against DIR | --backends ort,trt|torch]`: the same real inputs, per-output errors.
 
-Two ways to compare, both written against the Runner interface (runtime/trt/compare.py):
+Two ways to compare, both run by Polygraphy's Comparator with mclrt's rules (runtime/compare.py):
 - `--against B`: two model directories on ONNX Runtime (CPU), e.g. INT8 or FP16 against the FP32
-  they came from (`compare_model_dirs` in runtime/trt/compare.py). Works on any machine.
+  they came from (`compare_model_dirs` in runtime/compare.py). Works on any machine.
 - `--backends`: one model directory on several backends; the first is the reference. The default
   is what this machine can run: `ort,trt` with TensorRT and a GPU, else `ort,torch` (the PyTorch
   model the directory was exported from) where PyTorch is installed.
@@ -59,13 +59,13 @@ def compare(
     """Compare a model directory with another (--against) or across backends: per-output max/mean abs error, PSNR."""
     from mclrt.runtime.inputs.feeds import describe_feeds
     from mclrt.runtime.model_dir import load_model_dir
-    from mclrt.runtime.trt.compare import MANIFEST_PRECISION, compare_backends, tolerance_for
+    from mclrt.runtime.compare import MANIFEST_PRECISION, compare_backends, tolerance_for
 
     model_dir = load_model_dir(model)
     precision = precision or MANIFEST_PRECISION[model_dir.manifest.precision]
     tolerance = tolerance_for(precision)
     if against is not None:
-        from mclrt.runtime.trt.compare import compare_model_dirs
+        from mclrt.runtime.compare import compare_model_dirs
 
         if backends not in (None, "ort"):
             raise UserError("--against compares two model directories on ONNX Runtime: leave out --backends")

@@ -151,7 +151,7 @@ def selftest_rows(model: Path) -> tuple[list[tuple[str, str, str]], bool]:
 def selftest_compare_rows(model: Path) -> tuple[list[tuple[str, str, str]], bool]:
     """(check, verdict, detail) rows of TensorRT vs ONNX Runtime (CPU); needs a GPU."""
     from mclrt.runtime.model_dir import load_model_dir
-    from mclrt.runtime.trt.compare import compare_backends
+    from mclrt.runtime.compare import compare_backends
 
     model_dir = load_model_dir(model)
     rows, ok = [], True

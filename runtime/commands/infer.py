@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from mclrt.runtime.backends import Backend, describe
+from mclrt.runtime.backends import Backend, RunnerOptions, describe
 from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, OutputWriteError, UserError
 from mclrt.runtime.fsutil import check_output_location
 from mclrt.runtime.image_out import condition_to_rgb, side_by_side, to_uint8_rgb, write_png
@@ -263,7 +263,7 @@ def run_infer(
     done: set[str] = set()  # stems translated or reported failed
     loop_start = None
     try:
-        with TranslationPipeline.open(model, backend, threads) as pipeline:
+        with TranslationPipeline.open(model, RunnerOptions(backend=backend, threads=threads)) as pipeline:
             start = time.perf_counter()
             encoded = pipeline.encode(exemplar.tensor, exemplar.condition)
             summary.encode_seconds = time.perf_counter() - start

@@ -31,7 +31,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from mclrt.runtime.backends import Backend, describe
+from mclrt.runtime.backends import Backend, RunnerOptions, describe
 from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, OutputWriteError, UserError
 from mclrt.runtime.fsutil import check_output_location
 from mclrt.runtime.model_dir import load_model_dir
@@ -177,7 +177,7 @@ def run_video(
         make_condition = condition_maker(spec, image_size, how, fit)
         exemplar = load_exemplar(exemplar_path, spec, image_size, how, exemplar_cond, fit)
         try:
-            with TranslationPipeline.open(model, backend, threads) as pipeline:
+            with TranslationPipeline.open(model, RunnerOptions(backend=backend, threads=threads)) as pipeline:
                 start = time.perf_counter()
                 encoded = pipeline.encode(exemplar.tensor, exemplar.condition)
                 encode_ms = (time.perf_counter() - start) * 1e3

@@ -28,7 +28,7 @@ This module imports Triton; the rest of the runtime imports it only when a kerne
 `compile_ptx` compiles for a named GPU architecture without a GPU (the AOT path of the TensorRT
 plugin and `python -m mclrt.tools.compile_kernels`): PTX written at the ISA of the oldest driver line
 we target (`ptx_isa.target_ptx_isa`: 8.5, i.e. CUDA 12.6 / JetPack 6), and a cubin assembled from
-that same PTX by Triton's bundled ptxas. `correspondence_interpret` runs the same kernel under
+that same PTX by Triton's bundled ptxas. `mclrt.tools.kernel_interpret` runs the same kernel under
 TRITON_INTERPRET=1 on the CPU (the tests); `correspondence_launch` loads the cubin (or, where none
 fits the device, the PTX) and launches it on a CUDA stream from raw device pointers.
 """

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from mclrt.runtime.backends import Backend, describe
+from mclrt.runtime.backends import Backend, RunnerOptions, describe
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo, photo_to_tensor
@@ -168,7 +168,7 @@ def warp_pairs(
     try:
         # The attention is read by a second ONNX Runtime session of the translator (attention.py), whatever
         # backend runs the pipeline: the peaks need q and k, which the translator does not output.
-        with TranslationPipeline.open(model, backend, threads) as pipeline, AttentionProbe(model, threads) as probe:
+        with TranslationPipeline.open(model, RunnerOptions(backend=backend, threads=threads)) as pipeline, AttentionProbe(model, threads) as probe:
             if on_backend is not None:
                 on_backend(describe(pipeline.translator))
             for first in range(0, len(jobs), batch):

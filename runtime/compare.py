@@ -1,14 +1,15 @@
 """`mclrt compare`: the same inputs through several backends, per-output errors against the first.
 
-Written once against the Runner interface (activate / infer / deactivate), so any backend with a
-runner joins by one branch in `open_graph_runners`: `ort` (ONNX Runtime, CPU provider: the
-reference), `trt` (TensorRT plans from the engine cache), and `torch` (the PyTorch model the
-directory was exported from, `mclrt.export.torch_runner`, imported only when asked for: runtime/
-itself never imports torch). `compare_runners` is the generic part; `compare_model_dirs` uses it for
-two model directories on ONNX Runtime (`mclrt compare --against B`, e.g. INT8 against its FP32
-source): graph by graph as for backends, then end to end -- the candidate's own encoder feeding its
-own translator, the error a user of it actually sees. Nothing here is TensorRT-specific; it lives in
-trt/ because comparing began as TensorRT against ONNX Runtime.
+Written once against the runner interface and run by Polygraphy's `Comparator`: `Comparator.run`
+drives every runner (activate, infer, deactivate) on the same feed, and `Comparator.compare_accuracy`
+judges each output with mclrt's rule (`MclrtCompareFunc`: max abs error and PSNR over the output's
+value range, both required -- Polygraphy's own `SimpleCompareFunc` passes when *either* tolerance
+holds). The runners come from the one place that opens them (runtime/backends.py): `ort` (ONNX
+Runtime, CPU provider: the reference), `trt` (TensorRT plans from the engine cache), and `torch`
+(the PyTorch model the directory was exported from, an entry-point backend). `compare_model_dirs`
+compares two model directories on ONNX Runtime (`mclrt compare --against B`, e.g. INT8 against its
+FP32 source): graph by graph as for backends, then end to end -- the candidate's own encoder feeding
+its own translator, the error a user of it actually sees.
 
 Each graph is compared on identical inputs (runtime/inputs/feeds.py: package photos, and their
 edges for edge models): the encoder on the same exemplar, the translator on the same condition plus
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Sequence
@@ -30,10 +32,8 @@ import numpy as np
 
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import MANIFEST_NAME, ModelDir
-from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions, Runner
-
-BACKENDS = ("ort", "trt", "torch")
-GRAPHS = ("exemplar_encoder", "translator")
+from mclrt.runtime.backends import GRAPHS, Device, RunnerOptions, open_runners
+from mclrt.runtime.runners import Runner
 
 
 @dataclass(frozen=True)
@@ -99,37 +99,48 @@ def judge(max_abs: float, psnr: float, tolerance: Tolerance) -> bool:
     return ok_abs and psnr >= tolerance.min_psnr_db
 
 
-def open_graph_runners(backend: str, model: ModelDir, precision: str, plugin: str = "auto", checkpoint: str | None = None) -> dict[str, Runner]:
-    """Inactive runners for both graphs of `model` on `backend`."""
-    if backend == "ort":
-        from mclrt.runtime.runners import CPU_EP, OnnxRuntimeRunner, OrtOptions
-
-        return {g: OnnxRuntimeRunner(model.graph_path(g), OrtOptions(providers=(CPU_EP,)), name=f"ort:{g}") for g in GRAPHS}
-    if backend == "trt":
-        from mclrt.runtime.trt.backend import open_trt_runner
-
-        return {g: open_trt_runner(model.graph_path(g), precision=precision, plugin=plugin) for g in GRAPHS}
-    if backend == "torch":
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            raise UserError("--backends torch needs PyTorch, which this install lacks: pip install 'mclrt[train]'")
-        from mclrt.export.torch_runner import open_torch_runners  # imports torch: only here, only when asked
-
-        return open_torch_runners(model, checkpoint)
-    raise UserError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-
-
 def output_value_range(model: ModelDir, graph: str, output: str) -> float:
     spec = model.manifest.graphs[graph].output(output)
     low, high = spec.range or (-1.0, 1.0)
     return float(high - low)
 
 
-def cast_for_runner(runner: Runner, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The feed in the dtypes this runner's graph declares (an FP16 graph takes float16 inputs)."""
-    metadata = runner.input_metadata()
-    return {name: np.asarray(array).astype(metadata[name].dtype, copy=False) for name, array in feed.items()}
+class MclrtCompareFunc:
+    """A Polygraphy compare function with mclrt's rule: for each output, max abs error and PSNR over
+    the output's value range (both must hold), recorded as `OutputComparison`s in `results`."""
+
+    def __init__(self, model: ModelDir, graph: str, tolerance: Tolerance):
+        self.model, self.graph, self.tolerance = model, graph, tolerance
+        self.results: list[OutputComparison] = []
+
+    def __call__(self, reference, candidate) -> OrderedDict:
+        passed = OrderedDict()
+        for name, ref in reference.items():
+            got = candidate[name]
+            max_abs, max_rel, psnr = output_errors(ref, got, output_value_range(self.model, self.graph, name))
+            result = OutputComparison(
+                self.graph, name, candidate.runner_name, reference.runner_name, max_abs, max_rel, psnr,
+                judge(max_abs, psnr, self.tolerance), mean_abs_error(ref, got),
+            )
+            self.results.append(result)
+            passed[name] = result.passed
+        return passed
+
+
+def _run_and_compare(model: ModelDir, graph: str, runners: dict[str, Runner], feed: dict[str, np.ndarray], tolerance: Tolerance):
+    """Every runner on `feed` through Polygraphy's Comparator; the first is the reference.
+    Returns (the reference's outputs, the comparisons of every other runner against it)."""
+    from polygraphy.comparator import Comparator
+    from polygraphy.logger import G_LOGGER
+
+    for label, runner in runners.items():
+        runner.name = label  # Comparator keys its results by runner name: the labels are unique
+    compare_func = MclrtCompareFunc(model, graph, tolerance)
+    with G_LOGGER.verbosity(G_LOGGER.CRITICAL):  # mclrt prints its own table
+        results = Comparator.run(list(runners.values()), data_loader=[feed])
+        Comparator.compare_accuracy(results, comparisons=[(0, i) for i in range(1, len(runners))], compare_func=compare_func)
+    reference = {name: np.asarray(value) for name, value in results[0][1][0].items()}
+    return reference, compare_func.results
 
 
 def compare_runners(
@@ -148,33 +159,16 @@ def compare_runners(
     from mclrt.runtime.inputs.feeds import real_feeds
 
     encoder_feed, condition_feed = real_feeds(model, batch, seed)
-    labels = list(runners)
-    reference = labels[0]
-    outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    with ExitStack() as stack:
-        for label in labels:
-            for runner in runners[label].values():
-                stack.enter_context(runner)
-        for label in labels:
-            encoder = runners[label]["exemplar_encoder"]
-            outputs[label] = {"exemplar_encoder": encoder.infer(cast_for_runner(encoder, encoder_feed))}
-        encoded = outputs[reference]["exemplar_encoder"]
-        translator_feed = {**condition_feed, "exemplar_keys": encoded["exemplar_keys"], "exemplar_values": encoded["exemplar_values"]}
-        for label in labels:
-            translator = runners[label]["translator"]
-            outputs[label]["translator"] = translator.infer(cast_for_runner(translator, translator_feed))
-    results = []
-    for label in labels[1:]:
-        for graph in GRAPHS:
-            for name, ref in outputs[reference][graph].items():
-                got = outputs[label][graph][name]
-                max_abs, max_rel, psnr = output_errors(ref, got, output_value_range(model, graph, name))
-                results.append(
-                    OutputComparison(
-                        graph, name, label, reference, max_abs, max_rel, psnr, judge(max_abs, psnr, tolerance), mean_abs_error(ref, got)
-                    )
-                )
-    return results
+    encoded, encoder_results = _run_and_compare(
+        model, "exemplar_encoder", {label: graphs["exemplar_encoder"] for label, graphs in runners.items()}, encoder_feed, tolerance
+    )
+    translator_feed = {**condition_feed, "exemplar_keys": encoded["exemplar_keys"], "exemplar_values": encoded["exemplar_values"]}
+    _, translator_results = _run_and_compare(
+        model, "translator", {label: graphs["translator"] for label, graphs in runners.items()}, translator_feed, tolerance
+    )
+    # Grouped by candidate, encoder before translator, as the table prints them.
+    order = {label: i for i, label in enumerate(runners)}
+    return sorted(encoder_results + translator_results, key=lambda r: (order[r.backend], GRAPHS.index(r.graph)))
 
 
 def tolerance_for(precision: str) -> Tolerance:
@@ -202,7 +196,12 @@ def compare_backends(
     tolerance = tolerance_for(precision)
     # Labels must be unique: `ort,ort` (a self-check of the machinery) becomes ort and ort#2.
     labels = [b if b not in backends[:i] else f"{b}#{backends[:i].count(b) + 1}" for i, b in enumerate(backends)]
-    runners = {label: open_graph_runners(b, model, precision, plugin, checkpoint) for label, b in zip(labels, backends)}
+    # ONNX Runtime runs on its CPU provider here: the reference every other backend is judged by.
+    runners = {
+        label: open_runners(model, RunnerOptions(backend=b, precision=precision, plugin=plugin, checkpoint=checkpoint,
+                                                 device=Device.cpu if b == "ort" else Device.auto))
+        for label, b in zip(labels, backends)
+    }
     results = compare_runners(model, runners, tolerance, batch, seed)
     # Report the backend's own name (ort#2 is still ort).
     return [dataclasses.replace(r, backend=r.backend.split("#")[0], reference=r.reference.split("#")[0]) for r in results]
@@ -214,8 +213,7 @@ END_TO_END = "end to end"
 
 
 def ort_runners(model: ModelDir, threads: int = 0) -> dict[str, Runner]:
-    options = OrtOptions(intra_op_threads=threads, providers=(CPU_EP,))
-    return {g: OnnxRuntimeRunner(model.graph_path(g), options, name=f"ort:{g}") for g in GRAPHS}
+    return open_runners(model, RunnerOptions(backend="ort", device=Device.cpu, threads=threads))
 
 
 def check_same_interface(candidate: ModelDir, reference: ModelDir) -> None:
@@ -249,9 +247,8 @@ def compare_model_dirs(
     with ExitStack() as stack:
         for label, model in ((b, reference), (a, candidate)):
             runners = {g: stack.enter_context(r) for g, r in ort_runners(model, threads).items()}
-            encoded = runners["exemplar_encoder"].infer(cast_for_runner(runners["exemplar_encoder"], encoder_feed))
-            translator = runners["translator"]
-            images[label] = translator.infer(cast_for_runner(translator, {**condition_feed, **encoded}))
+            encoded = runners["exemplar_encoder"].infer(encoder_feed)
+            images[label] = runners["translator"].infer({**condition_feed, **encoded})
     for name, ref in images[b].items():
         got = images[a][name]
         max_abs, max_rel, psnr = output_errors(ref, got, output_value_range(reference, "translator", name))
