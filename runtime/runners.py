@@ -349,8 +349,11 @@ class OnnxRuntimeRunner(Runner):
         return [arg.name for arg in self.session.get_outputs()]
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # The session's own run, not OnnxrtRunner.infer: that checks every feed for a torch tensor by
+        # importing torch wherever it is installed (seconds and hundreds of MB per process, in a
+        # runtime that never needs torch). The rest of the life cycle is OnnxrtRunner's.
         try:
-            return dict(self._polygraphy.infer(dict(feed), check_inputs=False))
+            return dict(zip(self.output_names(), self.session.run(None, dict(feed))))
         except _onnxruntime_errors() as err:
             raise RunnerError(f"ONNX Runtime failed running {self.name}: {_first_line(err)}") from err
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mclrt.runtime.cli import main
-from mclrt.runtime.commands.infer import shard_of
+from mclrt.runtime.jobs.infer import shard_of
 from model_dir_fixtures import build_tiny_model_dir, write_edge_conditions, write_photo
 
 COUNT = 14

@@ -34,7 +34,8 @@ MODULE_FLOORS = {
         "mclrt.runtime.backends": 3, "mclrt.runtime.pipeline": 3, "mclrt.runtime.compare": 3,
         "mclrt.runtime.checks": 4, "mclrt.runtime.bench": 4, "mclrt.runtime.video": 4, "mclrt.runtime.serve": 4,
         "mclrt.runtime.api": 5, "mclrt.runtime": 5,  # the package itself re-exports the API, lazily
-        "mclrt.runtime.commands": 6, "mclrt.runtime.cli": 6,
+        "mclrt.runtime.jobs": 6,  # the work of infer and video, users of the API
+        "mclrt.runtime.commands": 7, "mclrt.runtime.cli": 7,
     },
     "training": {"mclrt.training.eval": 1, "mclrt.training.commands": 2},
     "export": {"mclrt.export.commands": 1},

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
@@ -83,14 +82,11 @@ def pair_label(pair: Pair, heldout: set[str]) -> str:
 
 
 def run_demo(model_path: Path, out: Path, overwrite: bool = False, corpus: Path | None = None) -> Path:
-    import numpy as np
-
-    from mclrt.runtime.commands.infer import run_infer
+    from mclrt.runtime.api import Result, Translator
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.image_out import condition_to_rgb, encode_png, results_grid, write_png
-    from mclrt.runtime.inputs.image_io import load_rgb
     from mclrt.runtime.inputs.package_photos import package_photos
-    from mclrt.runtime.inputs.preprocess import condition_from_photo, resize_photo
+    from mclrt.runtime.inputs.preprocess import resize_photo
     from mclrt.runtime.model_dir import load_model_dir
 
     grid_path = out / "results.png"
@@ -122,38 +118,23 @@ def run_demo(model_path: Path, out: Path, overwrite: bool = False, corpus: Path 
         if not path.exists() or overwrite:
             path.write_bytes(encode_png(photos[name]))
 
-    def file_of(name: str) -> Path:
-        return photo_dir / f"{name.replace(MIRRORED, '_mirrored')}.png"
-
     by_exemplar: dict[str, list[str]] = defaultdict(list)
     for condition, exemplar in pairs:
         by_exemplar[exemplar].append(condition)
 
-    rows = []
-    size = model.image_size
-    with tempfile.TemporaryDirectory(dir=out, prefix=".demo-") as scratch:
-        results: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    # The Python API, as a notebook would use it: each exemplar encoded once, its conditions translated
+    # from the photos themselves (the whole photo: fit stretch, as the grid's first columns show it).
+    results: dict[tuple[str, str], Result] = {}
+    with Translator(model, extract=extract, fit="stretch") as translator:
         for exemplar, conditions in by_exemplar.items():
-            target = Path(scratch) / exemplar.replace(MIRRORED, "_mirrored")
-            for condition in conditions:  # one call per condition keeps the file names unambiguous
-                run_infer(
-                    model_path=model_path,
-                    cond=str(file_of(condition)),
-                    exemplar_path=file_of(exemplar),
-                    out=target,
-                    save_warp=True,
-                    extract=extract,
-                    overwrite=True,
-                    fit="stretch",  # the whole photo, as in the grid's condition and exemplar columns
-                )
-                results[(condition, exemplar)] = (
-                    load_rgb(target / f"{condition}_warp.png"),
-                    load_rgb(target / f"{condition}.png"),
-                )
-        for condition, exemplar in pairs:
-            cond_map = condition_from_photo(photos[condition], extract, size)
-            warped, output = results[(condition, exemplar)]
-            rows.append([condition_to_rgb(cond_map, model.condition.kind), resize_photo(photos[exemplar], size), warped, output])
+            style = translator.encode(photos[exemplar])
+            for condition in conditions:
+                results[(condition, exemplar)] = translator.translate(photos[condition], style)
+    rows = []
+    for condition, exemplar in pairs:
+        result = results[(condition, exemplar)]
+        rows.append([condition_to_rgb(result.condition.map, model.condition.kind), resize_photo(photos[exemplar], model.image_size),
+                     result.warped, result.image])
     labels = [pair_label(pair, heldout) for pair in pairs]
     write_png(grid_path, results_grid(rows, row_labels=labels), overwrite=overwrite)
     return grid_path

@@ -43,7 +43,7 @@ from mclrt.runtime.bench.latency import BenchOptions, drawn_pattern, run_benchma
 from mclrt.runtime.inputs.conditions import package_photos
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import load_model_dir
-from mclrt.runtime.commands.video import run_video
+from mclrt.runtime.jobs.video import run_video
 from mclrt.runtime.video.stream import StreamSettings
 from mclrt.tools._cli import run_tool
 

@@ -179,12 +179,7 @@ def load_condition_placed(
         elif condition.kind != "edge":
             extract = condition.extract  # a label model has no extractor; pose and face models take photos
         else:
-            rgb = conditions.load_rgb(source.path)
-            if _is_edge_map(rgb):
-                _warn_if_much_larger(rgb.shape[:2], size, source.path)
-                return _edge_image_to_map(rgb[:, :, 0], size, fit)
-            check_extract(condition.extract, condition)
-            return condition_from_photo_placed(rgb, condition.extract, size, source.path, fit)
+            return condition_from_rgb_placed(conditions.load_rgb(source.path), condition, size, "auto", fit, source.path)
         check_extract(extract, condition)
     if extract != "none":
         return condition_from_photo_placed(conditions.load_rgb(source.path), extract, size, source.path, fit)
@@ -199,6 +194,31 @@ def load_condition_placed(
         # Keypoint files are in pixels of the model's frame already (checked there): nothing to fit.
         return _load_pose(source, size), placement(size, size, "stretch")
     raise UserError(f"{condition.kind} conditions are read from .npy arrays [{condition.channels}, H, W]", source.path)
+
+
+def condition_from_rgb_placed(
+    rgb: np.ndarray, condition: ConditionSpec, size: tuple[int, int], extract: str = "auto", fit: str = "stretch",
+    path: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, Placement]:
+    """The condition map for an RGB uint8 picture [H, W, 3] (a file's pixels, or an array a caller holds)
+    and where it landed. With `auto`, an edge model reads a black-and-white picture as an edge map and
+    makes edges from anything else with its own extractor; `none` reads it as an edge map."""
+    check_extract(extract, condition)
+    check_fit(fit)
+    extract = resolve_auto(extract, condition)
+    if extract == "auto" and condition.kind == "edge" and _is_edge_map(rgb):
+        if path is not None:
+            _warn_if_much_larger(rgb.shape[:2], size, Path(path))
+        return _edge_image_to_map(rgb[:, :, 0], size, fit)
+    if extract == "none":
+        if condition.kind != "edge" or not _is_grey(rgb):
+            raise UserError(f"a picture is a {condition.kind} condition only as a grayscale edge map; give a photo with an extractor", path)
+        return _edge_image_to_map(rgb[:, :, 0], size, fit)
+    how = condition.extract if extract == "auto" else extract
+    if how is None:
+        raise UserError(f"this {condition.kind} model has no extractor for photos: give its condition maps", path)
+    check_extract(how, condition)
+    return condition_from_photo_placed(rgb, how, size, path, fit)
 
 
 def condition_from_photo(
