@@ -12,7 +12,7 @@ MCLRT := $(VENV)/bin/mclrt
 TORCH_SPEC ?= torch==2.13.*
 EXTRAS ?= train,trt-check,kernels,fp16,photos,dev
 GPUS ?= 1
-# Training on several machines (README "Training on several machines"): run `make train` on every
+# Training on several machines (docs/training.md, "Training on several machines"): run `make train` on every
 # machine with the same NODES, RDZV (host:port of the rendezvous, on one of them) and RDZV_ID;
 # NODE_RANK=0 on the RDZV host, 1.. on the others (it only says which one hosts the rendezvous:
 # torchrun numbers the ranks itself). MAX_RESTARTS: how often torchrun restarts the processes after
@@ -44,7 +44,7 @@ install: $(PY)
 test: $(PY)
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
-# The README's main job: the committed demo model on package-shipped photos -> out/demo/results.png
+# The main job (README, docs/demo.md): the committed demo model on package-shipped photos -> out/demo/results.png
 # (plus rows of held-out photos when `make photos` has built the corpus in $(PHOTOS)).
 demo: $(PY)
 	$(PY) -m mclrt.tools.demo --model $(MODEL) --out out/demo --overwrite $(if $(wildcard $(PHOTOS)/manifest.json),--photos $(PHOTOS))
@@ -86,7 +86,7 @@ install-extract: $(PY)
 	$(PIP) install --quiet absl-py attrs flatbuffers "protobuf>=4.25.3,<5" matplotlib
 	$(PIP) install --quiet --no-deps mediapipe==0.10.21
 
-# On the Jetson itself (README "Jetson"): the runtime only -- no torch, no Triton. --system-site-packages
+# On the Jetson itself (docs/jetson.md): the runtime only -- no torch, no Triton. --system-site-packages
 # lets the venv import JetPack's TensorRT (apt python3-libnvinfer) and cuda-python; onnxruntime-gpu comes
 # from NVIDIA's Jetson AI Lab index for the JetPack line (PyPI has only the CPU build for aarch64, which
 # `pip install .` brings and this replaces: both install the same `onnxruntime` module).

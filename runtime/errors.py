@@ -5,7 +5,7 @@ The CLI prints it as one line -- `error: <path>: <problem>` -- and exits with it
 without a traceback unless `--debug` is given. Everything else is a bug and propagates with its
 traceback (exit code 1).
 
-Exit codes (README, "Exit codes"):
+Exit codes (docs/troubleshooting.md, "Exit codes"):
     0    everything asked for was written
     1    a bug in mclrt (a traceback)
     2    bad input or usage: refused, or stopped at a bad input (the outputs already written are complete)

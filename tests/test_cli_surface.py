@@ -1,5 +1,6 @@
 """One CLI a person can guess: every command names its model with --model, answers --json, shows
-plain flags without a type, and the README's command reference is exactly what --help shows.
+plain flags without a type, and the docs site's command reference (docs/reference/cli.md) is exactly what
+--help shows.
 
 Walks the real typer app; runs real commands on the nano model directory where a behaviour is claimed.
 """
@@ -42,15 +43,21 @@ def _help_option_names(text: str) -> set[str]:
     return names
 
 
-def test_readme_command_reference_is_generated_from_the_app_and_up_to_date():
+def test_command_reference_is_generated_from_the_app_and_up_to_date():
     assert cli_reference.main(["--check"]) == 0, "run: python -m mclrt.tools.cli_reference"
 
 
-def test_readme_lists_exactly_the_options_each_help_shows(capsys, monkeypatch):
-    readme = cli_reference.README.read_text(encoding="utf-8")
-    section = cli_reference.current_section(readme)
-    assert section is not None
-    blocks = re.split(r"^#### `(mclrt[^`]*)`$", section, flags=re.M)[1:]
+def test_command_reference_check_fails_on_a_stale_or_missing_page(tmp_path, capsys):
+    stale = tmp_path / "cli.md"
+    stale.write_text(cli_reference.render().replace("| `--json` |", "| `--jsonx` |", 1), encoding="utf-8")
+    assert cli_reference.main(["--check", "--out", str(stale)]) == 1
+    assert cli_reference.main(["--check", "--out", str(tmp_path / "absent.md")]) == 1
+    assert cli_reference.main(["--out", str(stale)]) == 0 and cli_reference.main(["--check", "--out", str(stale)]) == 0
+
+
+def test_command_reference_lists_exactly_the_options_each_help_shows(capsys, monkeypatch):
+    page = cli_reference.REFERENCE.read_text(encoding="utf-8")
+    blocks = re.split(r"^## `(mclrt[^`]*)`$", page, flags=re.M)[1:]
     documented = {blocks[i]: set(re.findall(r"`(--[a-z0-9-]+)`", blocks[i + 1])) for i in range(0, len(blocks), 2)}
     listed = {name for name, _ in cli_reference.commands()}
     assert set(documented) == listed and len(listed) >= 11

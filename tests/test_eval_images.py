@@ -4,7 +4,7 @@ files' checks, and the command end to end.
 No real Inception, VGG-19 or LPIPS weights can be fetched in CI, so the networks run with generated
 weights written in the published files' formats (hashes passed explicitly); what is tested is the metric
 arithmetic, the loading and the command, not the published score values. The real LPIPS file was checked
-by hand (README, Evaluation)."""
+by hand (docs/evaluation.md)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ decompression bombs, an output that is also an input, truncated and garbage file
 middle of a folder and of a video.
 
 Every case must end in one `error: <file>: <problem>` line (or one line per failed frame), the
-documented exit code (README "Exit codes"), no traceback, no partial output file, and every input
+documented exit code (docs/troubleshooting.md, "Exit codes"), no traceback, no partial output file, and every input
 byte-for-byte unchanged; video frames are accounted for (read = written + dropped + failed, and the
 written frames are exactly the frames on disk).
 

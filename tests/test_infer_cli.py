@@ -190,7 +190,7 @@ def test_continue_on_error_skips_bad_conditions_and_fails_at_the_end(ws, tmp_pat
     (conds / "broken.png").write_text("not a picture")
     out = tmp_path / "out"
     done = run_cli("infer", "--model", ws / "model", "--cond", conds, "--exemplar", ws / "exemplar.jpg", "--out", out, "--batch", "2", "--continue-on-error")
-    assert done.returncode == 3  # the run went on, but not every condition made it (README "Exit codes")
+    assert done.returncode == 3  # the run went on, but not every condition made it (docs/troubleshooting.md, "Exit codes")
     assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [
         f"error: {conds / 'broken.png'}: not an image (or a format OpenCV cannot read) (skipped)"
     ]

@@ -52,7 +52,7 @@ def test_csi_without_gstreamer_is_one_line_pointing_at_the_pipe(tmp_path):
     reason="GStreamer (gstreamer1.0-tools, gstreamer1.0-plugins-base) is not installed",
 )
 def test_gstreamer_pipes_in_and_out_of_mclrt_video(tmp_path):
-    """The README's camera pipe and encode pipe, with the Jetson-only elements swapped for portable ones:
+    """The camera pipe and encode pipe of docs/jetson.md, with the Jetson-only elements swapped for portable ones:
     videotestsrc for nvarguscamerasrc + nvvidconv upstream; downstream up to the encoder (nvv4l2h264enc is device only)."""
     exemplar = DEMO / "results.png"
     out = tmp_path / "out.i420"

@@ -35,7 +35,7 @@ DEMO_MODEL = Path(__file__).resolve().parents[1] / "runtime" / "models" / "demo"
 GRAPHS = ("exemplar_encoder", "translator")
 HOLDOUT = 3
 SWEPT = ("theta", "generator.conv_img")
-# The demo model's exclusion list, as its sensitivity sweep explains it (README, INT8): quantized alone,
+# The demo model's exclusion list, as its sensitivity sweep explains it (docs/int8.md): quantized alone,
 # the condition adaptor's downsampling convs take the worst held-out pair to ~22 dB and the trunk to
 # ~33 dB; every other group stays above 48 dB.
 DEMO_EXCLUDE = ("adaptor_cond.down", "trunk", "adaptor_cond.resblocks")

@@ -212,7 +212,7 @@ def test_corrupt_png_in_a_folder_is_reported_and_skipped(ws, tmp_path, capsys):
     code, report, err = run_video_cli(
         capsys, "--model", ws / "tiny", "--source", frames, "--exemplar", ws / "exemplar.png", "--out", out
     )
-    assert code == 3, err  # not every frame made it (README "Exit codes")
+    assert code == 3, err  # not every frame made it (docs/troubleshooting.md, "Exit codes")
     assert report["frames"] == {"read": 10, "written": 9, "dropped": 0, "failed": 1}
     assert report["failures"] == [
         {"index": 4, "stage": "decode", "problem": f"{damaged}: is a truncated or damaged PNG (its chunks stop before IEND)"}

@@ -8,7 +8,7 @@ runtime's requirements (mclrt's own `Requires-Dist`, without extras) for that Py
 Markers are evaluated here for the target (Linux aarch64), not for this machine: pip evaluates
 `platform_machine` markers against the running interpreter, which would pick onnxruntime-gpu on an
 x86_64 builder. On aarch64 pyproject selects plain `onnxruntime` (CPU); the GPU build for Jetson
-comes from NVIDIA / jetson-ai-lab (README, "Jetson").
+comes from NVIDIA / jetson-ai-lab (docs/jetson.md).
 """
 
 from __future__ import annotations

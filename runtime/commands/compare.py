@@ -52,7 +52,7 @@ def compare(
         None, "--checkpoint", help="torch backend: the checkpoint the model was exported from (default: the one mclrt.json records)."
     ),
     plugin: str = typer.Option("auto", "--plugin", help="TensorRT plans with the CorrespondenceSoftmax plugin: auto | on | off."),
-    batch: int = typer.Option(2, "--batch", min=1, help="Inputs per graph run (package photos, see the README)."),
+    batch: int = typer.Option(2, "--batch", min=1, help="Inputs per graph run (package photos: scikit-image, scikit-learn, matplotlib)."),
     seed: int = typer.Option(0, "--seed", help="Which photos come first, and the seed of random condition maps."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:

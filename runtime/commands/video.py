@@ -6,7 +6,7 @@ Where things go:
 - with `--out -` the `--json` report is the last line on stderr, so it never corrupts the frame stream;
 - everything else (the start line, one line per skipped frame, the progress bar on a terminal, the
   summary) goes to stderr.
-Exit codes (runtime/errors.py, README "Exit codes"): 0 when every frame the source gave is in the
+Exit codes (runtime/errors.py, docs/troubleshooting.md): 0 when every frame the source gave is in the
 output (or was dropped by --drop-late, which asks for that); 3 when some frames failed (a damaged
 frame, an extraction that found nothing, a write the disk refused) -- each is reported on its line and
 counted; 130 when Ctrl-C stopped the run (after the frames in flight were written and the output
