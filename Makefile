@@ -30,7 +30,7 @@ ENGINE_OUT ?= engines/demo
 ENGINE_PLUGIN ?= auto
 PHOTOS ?= photos
 
-.PHONY: install install-extract install-jetson check-jetson-wheels test demo demo-train photos train export engine clean
+.PHONY: install install-extract install-jetson jetson-image check-jetson-wheels test demo demo-train photos train export engine clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +111,19 @@ ifeq ($(SYSTEM_OPENCV),1)
 endif
 	$(PY) -c "import tensorrt; print('TensorRT', tensorrt.__version__, 'from JetPack')" || echo "TensorRT is not importable: sudo apt install python3-libnvinfer (JetPack), then run this again"
 	$(MCLRT) doctor || true
+
+# The same runtime as a container: docker/jetson/Dockerfile with this JetPack line's base image, Python and
+# ORT_INDEX as build args (JETSON_BASE=, JETSON_PYTHON= override them), tagged mclrt:jp$(JETPACK).
+# Run on the Jetson or an arm64 builder; never built by this project (no arm64 builder here).
+JETSON_BASE_6 := nvcr.io/nvidia/l4t-jetpack:r36.4.0
+JETSON_BASE_7 := nvcr.io/nvidia/tensorrt:25.08-py3
+JETSON_PYTHON_6 := 3.10
+JETSON_PYTHON_7 := 3.12
+JETSON_BASE ?= $(JETSON_BASE_$(JETPACK))
+JETSON_PYTHON ?= $(JETSON_PYTHON_$(JETPACK))
+jetson-image:
+	docker build -f docker/jetson/Dockerfile --build-arg BASE=$(JETSON_BASE) --build-arg PYTHON_VERSION=$(JETSON_PYTHON) \
+		--build-arg ORT_INDEX=$(ORT_INDEX) --build-arg MODEL=$(MODEL) -t mclrt:jp$(JETPACK) .
 
 # Every runtime dependency has an aarch64 wheel for JetPack 6 (CPython 3.10) and 7 (3.12); runs anywhere with PyPI.
 check-jetson-wheels: $(PY)

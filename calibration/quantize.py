@@ -36,7 +36,7 @@ from mclrt.calibration.calibrate import METHODS, calibrate, require_calibration_
 from mclrt.calibration.encodings import ENCODINGS, TRT, Encoding, check_modelopt, quantize_with_modelopt, quantize_with_ort
 from mclrt.calibration.sweep import GroupSensitivity, sweep
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.fsutil import atomic_directory, check_output_location
+from mclrt.runtime.fsutil import atomic_directory, check_output_location, shareable_json
 from mclrt.runtime.model_dir import GRAPH_FILES, ModelDir, load_model_dir, write_manifest
 from mclrt.runtime.backends import Device, RunnerOptions, open_runners
 
@@ -229,7 +229,8 @@ def _versions() -> dict[str, str]:
 
 def _report(options, model, cset, held_out, quantized_nodes, accuracy, sensitivity, sweep_encoding: Encoding, started) -> dict:
     tool = "onnxruntime quantize_static (QDQ)" if options.tool == "ort" else "nvidia-modelopt onnx quantize (int8)"
-    return {
+    # accuracy.json travels with the quantized model: paths as given, no absolute path of this machine.
+    return shareable_json({
         "format": report.REPORT_FORMAT,
         "format_version": 1,
         "model": str(options.model),
@@ -269,7 +270,7 @@ def _report(options, model, cset, held_out, quantized_nodes, accuracy, sensitivi
         },
         "seconds": round(time.perf_counter() - started, 1),
         "versions": _versions(),
-    }
+    })
 
 
 def _sweep_skipped(options: QuantizeOptions) -> str | None:
@@ -310,7 +311,7 @@ def _write_manifest(model: ModelDir, target: Path, precision: str, full_report: 
         condition=source.condition,
         correspondence=source.correspondence,
         versions=_versions(),
-        provenance=provenance,
+        provenance=shareable_json(provenance),  # the source's path as given; an older source's absolute paths dropped too
         preprocessing=source.preprocessing,
     )
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from torch.nn.utils import parametrize
 
 from mclrt.runtime.errors import UserError
-from mclrt.runtime.fsutil import sha256_file
+from mclrt.runtime.fsutil import sha256_file, shareable_json
 from mclrt.training.checkpoint import read_meta, resolve_checkpoint
 from mclrt.training.config import ModelConfig, load_model_config, model_config_from_dict
 from mclrt.training.networks import MCLNet, build_networks, remove_spectral_norm
@@ -88,6 +88,12 @@ def locate_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
     return directory, directory / MODEL_FILE
 
 
+def run_name(checkpoint_dir: Path) -> str | None:
+    """The run a checkpoint folder belongs to (`<run>/checkpoints/<step>/`: the run folder's name), or None."""
+    resolved = checkpoint_dir.resolve()
+    return resolved.parent.parent.name if resolved.parent.name == "checkpoints" else None
+
+
 def load_checkpoint_source(path: str | os.PathLike, ema: bool = False) -> SourceModel:
     """`load_checkpoint_model` plus the provenance block the manifest records."""
     directory, model_file = locate_checkpoint(path)
@@ -112,14 +118,17 @@ def load_checkpoint_source(path: str | os.PathLike, ema: bool = False) -> Source
         state.update(ema_state)
     model.load_state_dict(state, strict=True)
 
+    # Where the checkpoint lay is the exporting machine's business: the manifest names the run and
+    # the checkpoint folder and pins the weights by hash (`mclrt compare --backends torch --checkpoint`
+    # checks it), and no absolute path of that machine goes into a file meant to be shared.
     provenance: dict[str, Any] = {
-        "checkpoint": str(path),  # as the user named it; absolute paths of their machine stay out
+        "run": run_name(directory),
         "checkpoint_folder": directory.name,
         "weights": weights,
         "model_sha256": sha256_file(model_file),
         "step": meta.get("step"),
         "model_config": config.to_dict(),
-        "train_config": meta.get("train_config", {}),
+        "train_config": shareable_json(meta.get("train_config", {})),
     }
     if ema:
         provenance["ema_sha256"] = sha256_file(directory / EMA_FILE)

@@ -6,10 +6,11 @@ two functions the ONNX graphs were traced from (export/onnx_export.py), in eval 
 norm folded, on the CPU in float32.
 
 Which weights: mclrt.json's `provenance` records the source. A fresh `--init` export records preset
-and seed, from which the weights are rebuilt bit for bit; a checkpoint export records the checkpoint
-path as the user typed it and the SHA-256 of its model.safetensors. `--checkpoint` names the
-checkpoint when that path does not resolve from here; either way the file's SHA-256 must equal the
-recorded one, so the comparison is never against the wrong weights. Quantized directories keep their
+and seed, from which the weights are rebuilt bit for bit; a checkpoint export records the run's name,
+the checkpoint folder and the SHA-256 of its model.safetensors, not where it lay on the exporting
+machine. So `--checkpoint` names the checkpoint, and its file's SHA-256 must equal the recorded one:
+the comparison is never against the wrong weights. (Older manifests recorded a path; it is used when
+it resolves from here.) Quantized directories keep their
 FP32 source's provenance under `provenance.source.provenance` and are followed to it.
 
 Lives in export/ because it imports torch; it joins runtime/backends.py as the `torch` entry point of the
@@ -38,6 +39,20 @@ def source_provenance(model: ModelDir) -> dict[str, Any]:
     return dict(provenance)
 
 
+def describe_checkpoint(provenance: Mapping[str, Any]) -> str:
+    """'run expH, checkpoint 00001920 (step 1920), model.safetensors SHA-256 5708d9fe69cc...' from a provenance block."""
+    parts = []
+    if provenance.get("run"):
+        parts.append(f"run {provenance['run']}")
+    if provenance.get("checkpoint_folder"):
+        parts.append(f"checkpoint {provenance['checkpoint_folder']}" + (f" (step {provenance['step']})" if provenance.get("step") is not None else ""))
+    elif provenance.get("checkpoint"):
+        parts.append(f"checkpoint {provenance['checkpoint']}")
+    if provenance.get("model_sha256"):
+        parts.append(f"model.safetensors SHA-256 {str(provenance['model_sha256'])[:12]}...")
+    return ", ".join(parts) or "not recorded"
+
+
 def load_source_model(model: ModelDir, checkpoint: str | Path | None = None):
     """The MCLNet (eval, spectral norm folded) whose export `model` is; UserError when it cannot be found."""
     from mclrt.export.checkpoint import init_model, load_checkpoint_source, locate_checkpoint
@@ -49,16 +64,22 @@ def load_source_model(model: ModelDir, checkpoint: str | Path | None = None):
         return init_model(str(provenance["init"]), int(provenance.get("seed", 0))).model
     recorded = provenance.get("model_sha256")
     if checkpoint is None:
-        checkpoint = provenance.get("checkpoint")
-        if checkpoint is None or not Path(checkpoint).exists():
+        # Older manifests recorded the checkpoint's path: used when it resolves from here.
+        legacy = provenance.get("checkpoint")
+        if legacy is None or not Path(legacy).exists():
             raise UserError(
-                f"the torch backend needs the checkpoint this model was exported from ({checkpoint or 'not recorded'} is not "
-                "found from here): pass --checkpoint PATH",
+                f"the torch backend needs the checkpoint this model was exported from ({describe_checkpoint(provenance)}): "
+                "pass --checkpoint PATH (the checkpoint folder, its run folder, or its model.safetensors)",
                 manifest,
             )
+        checkpoint = legacy
     _, weights_file = locate_checkpoint(checkpoint)
     if recorded is not None and weights_file.is_file() and sha256_file(weights_file) != recorded:
-        raise UserError(f"is not the checkpoint {MANIFEST_NAME} was exported from (SHA-256 of {weights_file.name} differs)", checkpoint)
+        raise UserError(
+            f"is not the checkpoint {MANIFEST_NAME} was exported from (SHA-256 of {weights_file.name} differs from the recorded "
+            f"{recorded[:12]}...: {describe_checkpoint(provenance)})",
+            checkpoint,
+        )
     return load_checkpoint_source(checkpoint, ema=provenance.get("weights") == "ema").model
 
 

@@ -105,6 +105,31 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
             shutil.rmtree(tmp)
 
 
+def shareable_path(path: str | os.PathLike) -> str:
+    """`path` as a file written for sharing (mclrt.json, quantization reports) may hold it: a relative
+    path as given; an absolute one relative to the current folder when it lies inside it, otherwise
+    `.../<its name>` -- where the folders above it are on the writer's machine concerns no reader."""
+    given = os.fspath(path)
+    absolute = Path(os.path.expanduser(given))
+    if not absolute.is_absolute():
+        return given
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix() or "."
+    except ValueError:
+        return f".../{absolute.name}"
+
+
+def shareable_json(value: object) -> object:
+    """A JSON value with every string that is an absolute path (or starts with ~) made `shareable_path`."""
+    if isinstance(value, dict):
+        return {key: shareable_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shareable_json(item) for item in value]
+    if isinstance(value, str) and (value.startswith("~") or os.path.isabs(value)):
+        return shareable_path(value)
+    return value
+
+
 def atomic_write_bytes(final: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
     with atomic_path(final, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)

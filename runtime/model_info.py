@@ -44,8 +44,16 @@ def describe_model_dir(model: ModelDir) -> dict[str, Any]:
         "graphs": graphs,
         "versions": manifest.versions,
         "source": {
-            "checkpoint": manifest.provenance.get("checkpoint"),
+            "checkpoint": _checkpoint(manifest.provenance),
             "init": manifest.provenance.get("init"),
             "quantized_from": source.get("model"),
         },
     }
+
+
+def _checkpoint(provenance: dict) -> str | None:
+    """'run expH, checkpoint 00001920' for a checkpoint export (older manifests: the recorded path)."""
+    if provenance.get("checkpoint_folder"):
+        run = provenance.get("run")
+        return (f"run {run}, " if run else "") + f"checkpoint {provenance['checkpoint_folder']}"
+    return provenance.get("checkpoint")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mclrt.runtime.cli import main
+from mclrt.runtime.fsutil import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,12 @@ def test_onnx_runtime_against_the_pytorch_model_it_was_exported_from(nano_model_
     write_fresh_checkpoint(other, "nano", seed=1)
     assert main(["compare", "--model", str(nano_model_dir), "--backends", "ort,torch", "--checkpoint", str(other / "checkpoints" / "latest")]) == 2
     assert "is not the checkpoint mclrt.json was exported from" in capsys.readouterr().err
+
+
+def test_the_torch_backend_asks_for_the_checkpoint_by_name_and_hash(nano_model_dir, nano_checkpoint, capsys):
+    """mclrt.json records the run and the weights' SHA-256, not where they lay: without --checkpoint
+    the torch backend says which checkpoint it needs."""
+    assert main(["compare", "--model", str(nano_model_dir), "--backends", "ort,torch"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --checkpoint PATH" in err and f"run {nano_checkpoint.parent.parent.name}" in err
+    assert sha256_file(nano_checkpoint / "model.safetensors")[:12] in err

@@ -167,6 +167,42 @@ def test_nano_export_follows_the_model_directory_contract(nano_model_dir, nano_c
     assert load_model_dir(nano_model_dir).manifest.preset == "nano"
 
 
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_a_fresh_manifest_names_the_run_and_holds_no_absolute_path(nano_model_dir, nano_checkpoint):
+    """mclrt.json travels with the model: it names the run and the checkpoint folder and pins the
+    weights by SHA-256, and no absolute path of the exporting machine is in it (the session's export
+    was given an absolute checkpoint path)."""
+    assert nano_checkpoint.is_absolute()
+    manifest = json.loads((nano_model_dir / "mclrt.json").read_text(encoding="utf-8"))
+    assert [s for s in _strings(manifest) if os.path.isabs(s) or s.startswith("~")] == []
+    provenance = manifest["provenance"]
+    assert "checkpoint" not in provenance
+    assert provenance["run"] == nano_checkpoint.parent.parent.name and provenance["checkpoint_folder"] == f"{STEP:08d}"
+
+
+def test_the_training_configs_absolute_paths_stay_out_of_the_provenance(tmp_path, monkeypatch):
+    """A run's config holds the data root and run folder as the trainer saw them: the provenance keeps
+    paths given relative, and of an absolute one outside the current folder only its name."""
+    folder = write_fresh_checkpoint(tmp_path / "runs" / "exp1", "nano")
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    meta["train_config"] = {"data": {"root": "/home/someone/data/photos/train", "list": "lists/train.txt"}, "log": {"out": str(tmp_path / "runs" / "exp1")}, "vgg": {"path": "~/weights/vgg19.pth"}}
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    provenance = load_checkpoint_source(folder).provenance
+    assert provenance["run"] == "exp1" and provenance["checkpoint_folder"] == folder.name
+    assert provenance["train_config"] == {"data": {"root": ".../train", "list": "lists/train.txt"}, "log": {"out": "runs/exp1"}, "vgg": {"path": ".../vgg19.pth"}}
+
+
 def test_nano_graphs_are_clean_and_self_contained(nano_model_dir):
     """Constant-folded (no Constant/Identity left, no node computable from weights alone), spectral
     norm folded (no parametrization tensors), no random or dropout op, weights inside the file, no

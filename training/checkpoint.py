@@ -48,6 +48,7 @@ from safetensors.torch import load_file, save_file
 
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.fsutil import sha256_file
+from mclrt.training.config import ModelConfig, model_config_from_dict
 
 FORMAT = "mclrt-checkpoint"
 FORMAT_VERSION = 1
@@ -354,6 +355,64 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
     )
 
 
+# --- continuing a training run ----------------------------------------------------------------------
+
+
+@dataclass
+class Restored:
+    """Where a continued run stands after `restore_training`."""
+
+    step: int
+    samples_seen: int
+    ranks: int  # how many processes wrote the checkpoint
+    rng_restored: bool  # False when that differs from this run's world size: the caller re-seeds
+
+
+def restore_training(
+    directory: str | os.PathLike,
+    *,
+    model_config: ModelConfig,
+    model: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    heads: torch.nn.Module,
+    ema: torch.nn.Module | None,
+    optimizers: dict[str, torch.optim.Optimizer],
+    grad_scalers: dict[str, torch.amp.GradScaler],
+    rank: int = 0,
+    world_size: int = 1,
+) -> Restored:
+    """Load a checkpoint back into the trainer's live networks, optimizers and AMP scalers, and this
+    rank's RNG states: what `train` does before its loop when it continues a run.
+
+    model_config: the run's `ModelConfig`; a checkpoint of another model is refused. The RNG states
+    come back only when the checkpoint was written by `world_size` processes (then the continuation
+    is bit-exact); otherwise `rng_restored` is False and the caller seeds the streams anew.
+    """
+    ckpt = load_checkpoint(directory)
+    # Through model_config_from_dict: a checkpoint written before a model field existed holds that
+    # field's default, and must still continue.
+    unknown = set(ckpt.model_config) - set(model_config.to_dict())
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise UserError(f"the checkpoint's model config has fields this mclrt does not know ({names}); continue it with the mclrt that wrote it", directory)
+    if model_config_from_dict(ckpt.model_config) != model_config:
+        raise UserError("the model config differs from the checkpoint's; resume with the run's own config", directory)
+    model.load_state_dict(ckpt.model)
+    discriminator.load_state_dict(ckpt.discriminator)
+    heads.load_state_dict(ckpt.heads)
+    if ema is not None:
+        ema.load_state_dict(ckpt.ema if ckpt.ema is not None else model.state_dict())
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(ckpt.optimizers[name])
+    for name, scaler in grad_scalers.items():
+        if name in ckpt.grad_scalers:  # only an AMP run writes scaler states
+            scaler.load_state_dict(ckpt.grad_scalers[name])
+    rng_restored = len(ckpt.rng) == world_size
+    if rng_restored:
+        restore_rng_state(ckpt.rng[rank])
+    return Restored(ckpt.step, ckpt.samples_seen, len(ckpt.rng), rng_restored)
+
+
 __all__ = [
     "Checkpoint",
     "capture_rng_state",
@@ -365,5 +424,7 @@ __all__ = [
     "latest_checkpoint",
     "resolve_checkpoint",
     "read_meta",
+    "restore_training",
+    "Restored",
     "PAUSE_ENV",
 ]

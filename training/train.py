@@ -1,9 +1,10 @@
 """The training loop, read top to bottom: setup, data, networks, resume, then the flat loop.
 
-One step (CoCosNet's order): a generator step -- correspondence + generator forward, every weighted
-loss of `Objective.generator_losses`, one Adam step for generator, correspondence and MCL heads --
-then a discriminator step on the detached output, the optional EMA update and the learning rate of
-the next step. Logging, image grids and checkpoints happen between steps.
+One step (CoCosNet's order), `train_step`: a generator step -- correspondence + generator forward,
+every weighted loss of `Objective.generator_losses`, one Adam step for generator, correspondence and
+MCL heads -- then a discriminator step on the detached output. The loop adds the optional EMA update
+and the learning rate of the next step; logging, image grids and checkpoints happen between steps.
+Continuing a run loads its checkpoint through `checkpoint.restore_training`.
 
 Single process: `mclrt train --config FILE`. Several GPUs or machines (or CPU processes, with gloo):
 `torchrun ... -m mclrt.runtime.cli train --config FILE` (what `make train GPUS=N [NODES=M ...]` runs);
@@ -39,11 +40,9 @@ from mclrt.training.checkpoint import (
     Checkpoint,
     capture_rng_state,
     latest_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
+    restore_training,
     save_checkpoint,
 )
-from mclrt.training.config import model_config_from_dict
 from mclrt.training.data import DATASET_KINDS, build_dataset
 from mclrt.training.networks import build_networks
 from mclrt.training.objective import Batch, GeneratorSide, Objective
@@ -87,6 +86,98 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
             ema_p.lerp_(p, 1.0 - beta)
         for ema_b, b in zip(ema.buffers(), model.buffers()):
             ema_b.copy_(b)  # spectral-norm vectors follow the live model
+
+
+def make_optimizers(
+    config: TrainConfig, model: torch.nn.Module, discriminator: torch.nn.Module, heads: torch.nn.Module | None
+) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """The generator's Adam (generator; correspondence + MCL heads, when they train) and the
+    discriminator's, with `config.optim`'s learning rates, betas and eps."""
+    o = config.optim
+    betas = (float(o.beta1), float(o.beta2))
+    trained_heads = list(heads.parameters()) if heads is not None else []
+    opt_g = torch.optim.Adam(
+        [
+            {"params": list(model.generator.parameters()), "lr": o.lr_generator},
+            {"params": list(model.corr.parameters()) + trained_heads, "lr": o.lr_correspondence},
+        ],
+        betas=betas,
+        eps=o.generator_eps,
+    )
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=o.lr_discriminator, betas=betas, eps=o.discriminator_eps)
+    return opt_g, opt_d
+
+
+@dataclass
+class StepLosses:
+    """What one `train_step` hands back: the losses (not detached) and the generator's outputs."""
+
+    outputs: dict[str, torch.Tensor]  # run_generator's tensors: "fake", "warped", ... (previews read them)
+    generator: dict[str, torch.Tensor]  # every weighted generator loss, by name
+    g_total: torch.Tensor
+    discriminator: dict[str, torch.Tensor]  # d_real, d_fake of the last D step; empty when D does not train
+
+    @property
+    def d_total(self) -> torch.Tensor | None:
+        return self.discriminator["d_real"] + self.discriminator["d_fake"] if self.discriminator else None
+
+
+def train_step(
+    objective: Objective,
+    batch: Batch,
+    *,
+    model: torch.nn.Module,
+    heads: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    generator_side: torch.nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    scaler_g: torch.amp.GradScaler,
+    scaler_d: torch.amp.GradScaler,
+    amp: bool,
+    d_steps: int = 1,
+    discriminator_forward: torch.nn.Module | None = None,
+) -> StepLosses:
+    """One training step, CoCosNet's order: a generator step, then `d_steps` discriminator steps.
+
+    The loop of `train` calls it once per batch, and so does the GPU check
+    (tools/gpu_checks/training_steps.py), which times this very function. The learning rates, the
+    EMA update and everything that is logged stay with the caller.
+
+    model, heads, discriminator: the bare modules (the generator losses read the discriminator's
+    features and the correspondence's values through them). generator_side (a `GeneratorSide`) and
+    discriminator_forward (default: discriminator) are what the forward passes that train go
+    through: the DistributedDataParallel wrappers in a multi-process run, the bare modules
+    otherwise, so the step itself knows nothing of DDP.
+    amp: float16 autocast on CUDA with the given grad scalers (scalers made with enabled=False
+    are plain backward + step; that is the float32 path).
+    """
+    autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
+    discriminator_forward = discriminator if discriminator_forward is None else discriminator_forward
+
+    # generator step: D's weights frozen, gradients flow through it to the output
+    discriminator.requires_grad_(False)
+    with autocast():
+        outputs = objective.run_generator(generator_side, batch)
+        g_losses = objective.generator_losses(outputs, batch, discriminator, heads, model.corr.values(batch.exemplar))
+        g_total = torch.stack(list(g_losses.values())).sum()
+    opt_g.zero_grad(set_to_none=True)
+    scaler_g.scale(g_total).backward()
+    scaler_g.step(opt_g)
+    scaler_g.update()
+    discriminator.requires_grad_(True)
+
+    # discriminator step (hinge) on the detached output
+    d_losses: dict[str, torch.Tensor] = {}
+    for _ in range(d_steps):
+        with autocast():
+            d_losses = objective.discriminator_losses(discriminator_forward, batch, outputs["fake"])
+            d_total = d_losses["d_real"] + d_losses["d_fake"]
+        opt_d.zero_grad(set_to_none=True)
+        scaler_d.scale(d_total).backward()
+        scaler_d.step(opt_d)
+        scaler_d.update()
+    return StepLosses(outputs, g_losses, g_total, d_losses)
 
 
 def state_sha256(module_states: dict[str, dict[str, torch.Tensor]], optimizer_states: dict[str, dict]) -> str:
@@ -203,52 +294,26 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     if vgg_note:
         say(vgg_note)
     objective = Objective(config, model_cfg, vgg)
-    o = config.optim
-    betas = (float(o.beta1), float(o.beta2))
-    trained_heads = list(heads.parameters()) if objective.uses_heads else []
-    opt_g = torch.optim.Adam(
-        [
-            {"params": list(model.generator.parameters()), "lr": o.lr_generator},
-            {"params": list(model.corr.parameters()) + trained_heads, "lr": o.lr_correspondence},
-        ],
-        betas=betas,
-        eps=o.generator_eps,
-    )
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=o.lr_discriminator, betas=betas, eps=o.discriminator_eps)
+    opt_g, opt_d = make_optimizers(config, model, discriminator, heads if objective.uses_heads else None)
     base_lrs = [group["lr"] for group in opt_g.param_groups] + [group["lr"] for group in opt_d.param_groups]
     ema = copy.deepcopy(model).eval().requires_grad_(False) if config.train.ema else None
     scaler_g = torch.amp.GradScaler(device.type, enabled=amp)
     scaler_d = torch.amp.GradScaler(device.type, enabled=amp)
-    train_d = config.loss.gan > 0 or config.loss.gan_feat > 0
+    d_steps = config.train.d_steps_per_g if config.loss.gan > 0 or config.loss.gan_feat > 0 else 0
 
     # --- resume ----------------------------------------------------------------------------------
     step, samples_seen = 0, 0
     if resume:
         D.check_visible_everywhere(existing / "meta.json", "the checkpoint to continue from")
-        ckpt = load_checkpoint(existing)
-        # Through model_config_from_dict: a checkpoint written before a model field existed holds that
-        # field's default, and must still continue.
-        unknown = set(ckpt.model_config) - set(model_cfg.to_dict())
-        if unknown:
-            names = ", ".join(sorted(unknown))
-            raise UserError(f"the checkpoint's model config has fields this mclrt does not know ({names}); continue it with the mclrt that wrote it", existing)
-        if model_config_from_dict(ckpt.model_config) != model_cfg:
-            raise UserError("the model config differs from the checkpoint's; resume with the run's own config", existing)
-        model.load_state_dict(ckpt.model)
-        discriminator.load_state_dict(ckpt.discriminator)
-        heads.load_state_dict(ckpt.heads)
-        if ema is not None:
-            ema.load_state_dict(ckpt.ema if ckpt.ema is not None else model.state_dict())
-        opt_g.load_state_dict(ckpt.optimizers["generator"])
-        opt_d.load_state_dict(ckpt.optimizers["discriminator"])
-        if "generator" in ckpt.grad_scalers:
-            scaler_g.load_state_dict(ckpt.grad_scalers["generator"])
-            scaler_d.load_state_dict(ckpt.grad_scalers["discriminator"])
-        step, samples_seen = ckpt.step, ckpt.samples_seen
-        if len(ckpt.rng) == info.world_size:
-            restore_rng_state(ckpt.rng[info.rank])
-        else:
-            say(f"the checkpoint was written by {len(ckpt.rng)} processes, this run has {info.world_size}: "
+        restored = restore_training(
+            existing, model_config=model_cfg, model=model, discriminator=discriminator, heads=heads, ema=ema,
+            optimizers={"generator": opt_g, "discriminator": opt_d},
+            grad_scalers={"generator": scaler_g, "discriminator": scaler_d},
+            rank=info.rank, world_size=info.world_size,
+        )
+        step, samples_seen = restored.step, restored.samples_seen
+        if not restored.rng_restored:
+            say(f"the checkpoint was written by {restored.ranks} processes, this run has {info.world_size}: "
                 "random streams are re-seeded, so this continuation is not bit-exact")
             D.seed_rank(config.train.seed + step, info.rank)
         why = "" if mode is StartMode.RESUME else " (it was in the run folder; --fresh refuses such a folder instead)"
@@ -322,7 +387,6 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     # --- the loop ----------------------------------------------------------------------------------
     sums: dict[str, float] = {}
     counted, interval_start = 0, time.perf_counter()
-    autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
     progress = _progress(console, info.is_main)
     with progress:
         task = progress.add_task("training", total=stop_step, completed=step)
@@ -350,36 +414,18 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
                 for group, base in zip(opt_g.param_groups + opt_d.param_groups, base_lrs):
                     group["lr"] = base * factor
 
-                # generator step: D's weights frozen, gradients flow through it to the output
-                discriminator.requires_grad_(False)
-                with autocast():
-                    outputs = objective.run_generator(generator_side, batch)
-                    g_losses = objective.generator_losses(outputs, batch, discriminator, heads, model.corr.values(batch.exemplar))
-                    g_total = torch.stack(list(g_losses.values())).sum()
-                opt_g.zero_grad(set_to_none=True)
-                scaler_g.scale(g_total).backward()
-                scaler_g.step(opt_g)
-                scaler_g.update()
-                discriminator.requires_grad_(True)
-
-                # discriminator step (hinge) on the detached output
-                d_losses: dict[str, torch.Tensor] = {}
-                if train_d:
-                    for _ in range(config.train.d_steps_per_g):
-                        with autocast():
-                            d_losses = objective.discriminator_losses(discriminator_ddp, batch, outputs["fake"])
-                            d_total = d_losses["d_real"] + d_losses["d_fake"]
-                        opt_d.zero_grad(set_to_none=True)
-                        scaler_d.scale(d_total).backward()
-                        scaler_d.step(opt_d)
-                        scaler_d.update()
+                losses = train_step(
+                    objective, batch, model=model, heads=heads, discriminator=discriminator,
+                    generator_side=generator_side, discriminator_forward=discriminator_ddp,
+                    opt_g=opt_g, opt_d=opt_d, scaler_g=scaler_g, scaler_d=scaler_d, amp=amp, d_steps=d_steps,
+                )
                 if ema is not None:
                     ema_update(ema, model, config.train.ema_beta)
 
                 step += 1
                 samples_seen += config.train.batch_size
-                values = {f"loss/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
-                values["loss/g_total"] = g_total.detach()
+                values = {f"loss/{k}": v.detach() for k, v in {**losses.generator, **losses.discriminator}.items()}
+                values["loss/g_total"] = losses.g_total.detach()
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + float(value)
                 counted += 1
@@ -399,7 +445,7 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
                         )
                     sums, counted, interval_start = {}, 0, time.perf_counter()
                 if writer is not None and config.log.image_every and (step % config.log.image_every == 0 or step == stop_step):
-                    grid = preview_grid(batch.condition, batch.exemplar, outputs["warped"], outputs["fake"], batch.image, model_cfg.condition_kind)
+                    grid = preview_grid(batch.condition, batch.exemplar, losses.outputs["warped"], losses.outputs["fake"], batch.image, model_cfg.condition_kind)
                     writer.add_image("samples/condition|exemplar|warped|output|ground_truth", grid, step)
                 if step % config.log.checkpoint_every == 0 or step == stop_step:
                     write_checkpoint()

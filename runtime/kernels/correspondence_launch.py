@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from mclrt.runtime.cuda_calls import check_driver, check_runtime
 from mclrt.runtime.kernels import kernel_images
 from mclrt.runtime.kernels.kernel_images import KernelImage, Kind
 from mclrt.runtime.kernels.ptx_isa import driver_cuda_version, ptx_isa_of_cuda
@@ -106,7 +107,7 @@ def launch(
     # cuLaunchKernel reads `void** kernelParams`: an array of addresses, each pointing at one argument.
     values = np.array([q_ptr, k_ptr, v_ptr, out_ptr], dtype=np.uint64)
     addresses = np.array([values.ctypes.data + i * values.itemsize for i in range(values.size)], dtype=np.uint64)
-    _check(
+    check_driver(
         cu.cuLaunchKernel(
             kernel.function,
             grid_x,
@@ -138,10 +139,10 @@ def current_device_arch() -> int:
     plugin's build callback (qdp_aot) where none may be current, and cuCtxGetDevice would fail there."""
     from cuda.bindings import runtime as rt
 
-    device = _check_rt(rt.cudaGetDevice(), "cudaGetDevice")
+    device = check_runtime(rt.cudaGetDevice(), "cudaGetDevice")
     attr = rt.cudaDeviceAttr
-    major = _check_rt(rt.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute")
-    minor = _check_rt(rt.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute")
+    major = check_runtime(rt.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute")
+    minor = check_runtime(rt.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute")
     return int(major) * 10 + int(minor)
 
 
@@ -149,14 +150,14 @@ def driver_cuda() -> tuple[int, int]:
     """The installed driver's CUDA version, e.g. (12, 6)."""
     from cuda.bindings import driver as cu
 
-    return driver_cuda_version(int(_check(cu.cuDriverGetVersion(), "cuDriverGetVersion")))
+    return driver_cuda_version(int(check_driver(cu.cuDriverGetVersion(), "cuDriverGetVersion")))
 
 
 def driver_ptx_isa() -> int:
     """The newest PTX ISA the installed driver JIT-compiles (CUDA 12.6 driver -> 85)."""
     from cuda.bindings import driver as cu
 
-    version = _check(cu.cuDriverGetVersion(), "cuDriverGetVersion")
+    version = check_driver(cu.cuDriverGetVersion(), "cuDriverGetVersion")
     return ptx_isa_of_cuda(*driver_cuda_version(int(version)))
 
 
@@ -179,11 +180,11 @@ def _current_context() -> int:
     from cuda.bindings import driver as cu
     from cuda.bindings import runtime as rt
 
-    context = int(_check(cu.cuCtxGetCurrent(), "cuCtxGetCurrent"))
+    context = int(check_driver(cu.cuCtxGetCurrent(), "cuCtxGetCurrent"))
     if context == 0:
         # cudaFree(0) initializes the current device's primary context and makes it current.
-        _check_rt(rt.cudaFree(0), "cudaFree(0)")
-        context = int(_check(cu.cuCtxGetCurrent(), "cuCtxGetCurrent"))
+        check_runtime(rt.cudaFree(0), "cudaFree(0)")
+        context = int(check_driver(cu.cuCtxGetCurrent(), "cuCtxGetCurrent"))
     if context == 0:
         raise RuntimeError("no CUDA context could be made current on this thread")
     return context
@@ -211,10 +212,10 @@ def _load(spec, prefer: Kind, kernel_dir: str | Path | None) -> _LoadedKernel:
         shape = next(s for i, s in candidates if i is image)
         data = image.data + b"\0" if image.kind == "ptx" else image.data  # PTX must be a C string
         buffer = np.frombuffer(data, dtype=np.uint8)
-        module = _check(cu.cuModuleLoadData(buffer.ctypes.data), f"cuModuleLoadData ({image.describe()})")
-        function = _check(cu.cuModuleGetFunction(module, shape.name.encode()), "cuModuleGetFunction")
+        module = check_driver(cu.cuModuleLoadData(buffer.ctypes.data), f"cuModuleLoadData ({image.describe()})")
+        function = check_driver(cu.cuModuleGetFunction(module, shape.name.encode()), "cuModuleGetFunction")
         if shape.shared_mem > DEFAULT_SHARED_MEM_LIMIT:
-            _check(
+            check_driver(
                 cu.cuFuncSetAttribute(
                     function, cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shape.shared_mem
                 ),
@@ -267,29 +268,3 @@ def images_in_folder(folder: Path, stem: str) -> list[tuple[KernelImage, LaunchS
     if not found:
         raise RuntimeError(f"{folder}: no compiled kernel {stem} (run python -m mclrt.tools.compile_kernels)")
     return found
-
-
-def _check(result: tuple, call: str) -> Any:
-    """cuda-python returns (CUresult, *values); raise on an error, return the value(s)."""
-    from cuda.bindings import driver as cu
-
-    err, *values = result
-    if err != cu.CUresult.CUDA_SUCCESS:
-        _, name = cu.cuGetErrorName(err)
-        raise RuntimeError(f"{call} failed: {name.decode() if isinstance(name, bytes) else name}")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def _check_rt(result: tuple, call: str) -> Any:
-    """The same for the runtime API's (cudaError_t, *values)."""
-    from cuda.bindings import runtime as rt
-
-    err, *values = result
-    if err != rt.cudaError_t.cudaSuccess:
-        _, name = rt.cudaGetErrorName(err)
-        raise RuntimeError(f"{call} failed: {name.decode() if isinstance(name, bytes) else name}")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)

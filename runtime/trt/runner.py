@@ -21,20 +21,11 @@ from typing import Mapping
 
 import numpy as np
 
+from mclrt.runtime.cuda_calls import check_runtime
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.runners import Runner, TensorMeta
 from mclrt.runtime.trt import cache, compat, device, plugin, registration
 from mclrt.runtime.trt.logger import shared_logger
-
-
-def _check(result, what: str):
-    """cuda-python returns (cudaError_t, *values): raise on an error, else return the value(s)."""
-    from cuda.bindings import runtime as cudart
-
-    error, *values = result
-    if error != cudart.cudaError_t.cudaSuccess:
-        raise RuntimeError(f"{what}: {cudart.cudaGetErrorString(error)[1].decode(errors='replace')}")
-    return values[0] if len(values) == 1 else values
 
 
 @dataclass
@@ -51,8 +42,8 @@ class _Buffer:
         if nbytes <= self.capacity:
             return
         self.free()
-        self.device_ptr = int(_check(cudart.cudaMalloc(nbytes), "cudaMalloc"))
-        self.host_ptr = int(_check(cudart.cudaMallocHost(nbytes), "cudaMallocHost"))
+        self.device_ptr = int(check_runtime(cudart.cudaMalloc(nbytes), "cudaMalloc"))
+        self.host_ptr = int(check_runtime(cudart.cudaMallocHost(nbytes), "cudaMallocHost"))
         self.capacity = nbytes
 
     def host_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -138,7 +129,7 @@ class TensorRTRunner(Runner):
             raise UserError("TensorRT could not load the plan: " + " | ".join(log.errors[-2:] or ["see the TensorRT log"]), self.plan)
         self._runtime = runtime
         self._context = self._engine.create_execution_context()
-        self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = check_runtime(cudart.cudaStreamCreate(), "cudaStreamCreate")
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -194,7 +185,7 @@ class TensorRTRunner(Runner):
             buffer = self._buffers.setdefault(name, _Buffer())
             buffer.ensure(array.nbytes)
             buffer.host_array(array.shape, array.dtype)[...] = array
-            _check(cudart.cudaMemcpyAsync(buffer.device_ptr, buffer.host_ptr, array.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream), "copy to device")
+            check_runtime(cudart.cudaMemcpyAsync(buffer.device_ptr, buffer.host_ptr, array.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream), "copy to device")
             context.set_tensor_address(name, buffer.device_ptr)
         shapes = {}
         for name in self._outputs:
@@ -207,6 +198,6 @@ class TensorRTRunner(Runner):
             raise RuntimeError(f"{self.name}: execute_async_v3 failed (see the TensorRT log)")
         for name in self._outputs:
             buffer, nbytes = self._buffers[name], int(np.prod(shapes[name])) * self._dtype(name).itemsize
-            _check(cudart.cudaMemcpyAsync(buffer.host_ptr, buffer.device_ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream), "copy to host")
-        _check(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+            check_runtime(cudart.cudaMemcpyAsync(buffer.host_ptr, buffer.device_ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream), "copy to host")
+        check_runtime(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
         return {name: self._buffers[name].host_array(shapes[name], self._dtype(name)).copy() for name in self._outputs}

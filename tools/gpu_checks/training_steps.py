@@ -1,12 +1,13 @@
 """Check 6: training on CUDA. edge-small generator + discriminator steps with AMP on and off
-(s/step, finite losses, the grad scaler's scale), the same calls as training/train.py's loop on a
-synthetic batch; then paper-ade20k forward/backward of the generator losses at B = 2 for peak memory.
-VGG losses off (no VGG weights on the machine). NEVER RUN: written for the first GPU run.
+(s/step, finite losses, the grad scaler's scale): training/train.py's own `train_step` with the
+trainer's optimizers (`make_optimizers`) on a synthetic batch, so what is timed is the trainer's step,
+not a copy; then paper-ade20k forward/backward of the generator losses at B = 2 for peak memory.
+VGG losses off (no VGG weights on the machine). NEVER RUN: written for the first GPU run (no GPU
+where train_step was factored out either; its CPU path is what tests/test_train.py runs bit-exactly).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from mclrt.tools.gpu_checks import FAIL, PASS
@@ -51,39 +52,27 @@ def _setup(torch, preset: str):
 
 
 def _steps(torch, preset: str, amp: bool, batch_size: int, steps: int) -> dict:
+    from mclrt.training.train import make_optimizers, train_step
+
     config, cfg, nets, objective, side = _setup(torch, preset)
-    model, discriminator = nets["model"], nets["discriminator"]
-    opt_g = torch.optim.Adam(list(side.parameters()), lr=1e-4, betas=(0.0, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=4e-4, betas=(0.0, 0.999))
+    model, discriminator, heads = nets["model"], nets["discriminator"], nets["heads"]
+    opt_g, opt_d = make_optimizers(config, model, discriminator, heads if objective.uses_heads else None)
     scaler_g = torch.amp.GradScaler("cuda", enabled=amp)
     scaler_d = torch.amp.GradScaler("cuda", enabled=amp)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
     batch = _batch(torch, cfg, batch_size)
     losses, times = [], []
     torch.cuda.reset_peak_memory_stats()
     for _ in range(steps):
         torch.cuda.synchronize()
         start = time.perf_counter()
-        discriminator.requires_grad_(False)
-        with autocast():
-            outputs = objective.run_generator(side, batch)
-            g_losses = objective.generator_losses(outputs, batch, discriminator, nets["heads"], model.corr.values(batch.exemplar))
-            g_total = torch.stack(list(g_losses.values())).sum()
-        opt_g.zero_grad(set_to_none=True)
-        scaler_g.scale(g_total).backward()
-        scaler_g.step(opt_g)
-        scaler_g.update()
-        discriminator.requires_grad_(True)
-        with autocast():
-            d_losses = objective.discriminator_losses(discriminator, batch, outputs["fake"])
-            d_total = d_losses["d_real"] + d_losses["d_fake"]
-        opt_d.zero_grad(set_to_none=True)
-        scaler_d.scale(d_total).backward()
-        scaler_d.step(opt_d)
-        scaler_d.update()
+        # The trainer's own step (one D step per G step, as train.d_steps_per_g defaults to).
+        step = train_step(
+            objective, batch, model=model, heads=heads, discriminator=discriminator, generator_side=side,
+            opt_g=opt_g, opt_d=opt_d, scaler_g=scaler_g, scaler_d=scaler_d, amp=amp, d_steps=1,
+        )
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-        losses.append((g_total.item(), d_total.item()))
+        losses.append((step.g_total.item(), step.d_total.item()))
     finite = all(map(lambda pair: all(map(lambda x: x == x and abs(x) != float("inf"), pair)), losses))
     return {
         "preset": preset,
