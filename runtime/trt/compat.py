@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import sys
 import re
 from dataclasses import dataclass
 from types import ModuleType
@@ -218,6 +219,27 @@ def require(prefer: Iterable[Flavour] = (Flavour.ENTERPRISE, Flavour.RTX)) -> In
         )
     check_supported(installed.caps)
     return installed
+
+
+def polygraphy_trt(installed: Installed) -> ModuleType:
+    """Polygraphy's TensorRT backend (`polygraphy.backend.trt`: TrtRunner, the builder loaders) on the
+    flavour mclrt found. Polygraphy picks `tensorrt` or `tensorrt_rtx` once, from its config, when that
+    module is first imported; mclrt sets the config first, so both import the same module (and plugin
+    registry). A process that already imported it for the other flavour gets a UserError, not a mix.
+    """
+    from polygraphy import config
+
+    wants_rtx = installed.flavour is Flavour.RTX
+    loaded = sys.modules.get("polygraphy.backend.trt")
+    if loaded is None:
+        config.USE_TENSORRT_RTX = wants_rtx
+        return importlib.import_module("polygraphy.backend.trt")
+    if config.USE_TENSORRT_RTX != wants_rtx:
+        raise UserError(
+            f"Polygraphy's TensorRT backend was already loaded for {'TensorRT-RTX' if config.USE_TENSORRT_RTX else 'TensorRT'}, "
+            f"this process uses {installed.caps.label}"
+        )
+    return loaded
 
 
 # --- the version-gated calls -------------------------------------------------------------------------

@@ -1,64 +1,33 @@
-"""`TensorRTRunner`: runs one plan with the same life cycle as the ONNX Runtime runner.
+"""`TensorRTRunner`: runs one plan with the same life cycle as the ONNX Runtime runner, on Polygraphy's
+`TrtRunner`.
 
-activate() checks for a CUDA device first (no device: a UserError "no CUDA device", exit code 2),
-registers the CorrespondenceSoftmax plugin (plans that use it cannot be deserialized otherwise),
-deserializes the plan, and creates a context, a CUDA stream and pinned host buffers through
-cuda-python (`cuda.bindings.runtime`). infer() uses named tensors only: set_input_shape,
-set_tensor_address, execute_async_v3 -- binding indices are gone since TensorRT 10.
+What stays mclrt's, in activate(): the CUDA device check first (no device: a UserError "no CUDA
+device", exit code 2), the plugin registration the plan's engine-cache sidecar asks for (plans that
+use the CorrespondenceSoftmax plugin cannot be deserialized otherwise), and deserializing through
+mclrt's shared TensorRT logger, so a plan that fails to load gets a one-line reason. What is
+Polygraphy's: the execution context, the stream, the device and pinned host buffers, setting input
+shapes and tensor addresses, `execute_async_v3` and the copies back (`TrtRunner`, which uses the CUDA
+runtime library through its own ctypes wrapper). Polygraphy imports `tensorrt`, or `tensorrt_rtx`
+when mclrt found TensorRT-RTX (`compat.polygraphy_trt`), so both see the same module and registry.
 
-UNVERIFIED ON A GPU: the development machine has none. Everything up to the device check runs
-here (and is tested); the CUDA and execution parts follow the documented TensorRT and cuda-python
-APIs and NVIDIA's cuda-python samples, and have never executed.
+UNVERIFIED ON A GPU: the development machine has none. Everything up to the device check runs here
+(and is tested); the rest follows the documented TensorRT and Polygraphy APIs and has never executed.
+Where torch is installed, Polygraphy's TrtRunner imports it at the first inference (it looks for
+torch tensors in the feed): a cost of that machine's first frame, not a dependency.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from mclrt.runtime.cuda_calls import check_runtime
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.runners import Runner, TensorMeta
 from mclrt.runtime.trt import cache, compat, device, plugin, registration
 from mclrt.runtime.trt.logger import shared_logger
-
-
-@dataclass
-class _Buffer:
-    """A device buffer and its pinned host twin, grown on demand."""
-
-    device_ptr: int = 0
-    host_ptr: int = 0
-    capacity: int = 0
-
-    def ensure(self, nbytes: int) -> None:
-        from cuda.bindings import runtime as cudart
-
-        if nbytes <= self.capacity:
-            return
-        self.free()
-        self.device_ptr = int(check_runtime(cudart.cudaMalloc(nbytes), "cudaMalloc"))
-        self.host_ptr = int(check_runtime(cudart.cudaMallocHost(nbytes), "cudaMallocHost"))
-        self.capacity = nbytes
-
-    def host_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        count = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        raw = (ctypes.c_byte * count).from_address(self.host_ptr)
-        return np.frombuffer(raw, dtype=dtype).reshape(shape)
-
-    def free(self) -> None:
-        from cuda.bindings import runtime as cudart
-
-        if self.device_ptr:
-            cudart.cudaFree(self.device_ptr)
-        if self.host_ptr:
-            cudart.cudaFreeHost(self.host_ptr)
-        self.device_ptr = self.host_ptr = self.capacity = 0
 
 
 def _plan_plugin_implementation(plan: Path) -> str | None:
@@ -89,14 +58,14 @@ def missing_plugin_packages() -> list[str]:
 
 
 class TensorRTRunner(Runner):
-    """Runs one serialized plan on the first CUDA device."""
+    """Runs one serialized plan on the first CUDA device (Polygraphy's TrtRunner behind mclrt's checks)."""
 
     def __init__(self, plan: str | Path, name: str | None = None, installed: compat.Installed | None = None):
         self.plan = Path(plan)
         super().__init__(name or f"tensorrt:{self.plan.name}")
         self._installed = installed
-        self._runtime = self._engine = self._context = self._stream = None  # the runtime outlives its engine
-        self._buffers: dict[str, _Buffer] = {}
+        self._runtime = self._engine = None  # the runtime outlives its engine
+        self._polygraphy = None  # polygraphy.backend.trt.TrtRunner, while active
         self._inputs: list[str] = []
         self._outputs: list[str] = []
 
@@ -115,25 +84,21 @@ class TensorRTRunner(Runner):
             registration.use(trt, registration.PYTHON)
         elif implementation is None and installed.caps.python_plugin_v3 and registration.registered(trt) == registration.NONE:
             registration.use(trt, registration.PYTHON)
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            raise UserError("the TensorRT backend needs cuda-python (pip install cuda-python)") from None
 
         with shared_logger(trt).recording() as log:
             runtime = trt.Runtime(shared_logger(trt))
-            self._engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
-        if self._engine is None:
+            engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
+        if engine is None:
             if any(plugin.IDENTITY.name in message for message in log.messages):
                 raise UserError(f"cannot load the plan: plugin {plugin.IDENTITY.describe()} is not available in this process", self.plan)
             raise UserError("TensorRT could not load the plan: " + " | ".join(log.errors[-2:] or ["see the TensorRT log"]), self.plan)
-        self._runtime = runtime
-        self._context = self._engine.create_execution_context()
-        self._stream = check_runtime(cudart.cudaStreamCreate(), "cudaStreamCreate")
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        self._inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self._outputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self._trt = trt
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self._inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self._runtime, self._engine, self._trt = runtime, engine, trt
+        runner = compat.polygraphy_trt(installed).TrtRunner(engine, name=self.name)
+        runner.activate()
+        self._polygraphy = runner
 
     def _require_python_plugin(self, installed: compat.Installed) -> None:
         missing = missing_plugin_packages()
@@ -146,14 +111,9 @@ class TensorRTRunner(Runner):
             )
 
     def _deactivate(self) -> None:
-        from cuda.bindings import runtime as cudart
-
-        for buffer in self._buffers.values():
-            buffer.free()
-        self._buffers.clear()
-        if self._stream is not None:
-            cudart.cudaStreamDestroy(self._stream)
-        self._context = self._engine = self._stream = self._runtime = None
+        if self._polygraphy is not None:
+            self._polygraphy.deactivate()
+        self._polygraphy = self._engine = self._runtime = None
 
     # --- metadata ---------------------------------------------------------------------------------
     def _dtype(self, name: str) -> np.dtype:
@@ -175,29 +135,5 @@ class TensorRTRunner(Runner):
 
     # --- inference --------------------------------------------------------------------------------
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from cuda.bindings import runtime as cudart
-
-        stream, context = self._stream, self._context
-        for name in self._inputs:
-            array = np.ascontiguousarray(feed[name], dtype=self._dtype(name))
-            if not context.set_input_shape(name, array.shape):
-                raise ValueError(f"{self.name}: input {name} shape {array.shape} is outside the plan's profile")
-            buffer = self._buffers.setdefault(name, _Buffer())
-            buffer.ensure(array.nbytes)
-            buffer.host_array(array.shape, array.dtype)[...] = array
-            check_runtime(cudart.cudaMemcpyAsync(buffer.device_ptr, buffer.host_ptr, array.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream), "copy to device")
-            context.set_tensor_address(name, buffer.device_ptr)
-        shapes = {}
-        for name in self._outputs:
-            shape = tuple(context.get_tensor_shape(name))
-            shapes[name] = shape
-            buffer = self._buffers.setdefault(name, _Buffer())
-            buffer.ensure(int(np.prod(shape)) * self._dtype(name).itemsize)
-            context.set_tensor_address(name, buffer.device_ptr)
-        if not context.execute_async_v3(int(stream)):
-            raise RuntimeError(f"{self.name}: execute_async_v3 failed (see the TensorRT log)")
-        for name in self._outputs:
-            buffer, nbytes = self._buffers[name], int(np.prod(shapes[name])) * self._dtype(name).itemsize
-            check_runtime(cudart.cudaMemcpyAsync(buffer.host_ptr, buffer.device_ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream), "copy to host")
-        check_runtime(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
-        return {name: self._buffers[name].host_array(shapes[name], self._dtype(name)).copy() for name in self._outputs}
+        outputs = self._polygraphy.infer(dict(feed), check_inputs=False, copy_outputs_to_host=True)
+        return {name: np.asarray(outputs[name]) for name in self._outputs}
