@@ -49,7 +49,7 @@ def compare(
         None, "--precision", help="Tolerances to judge by: fp32 | fp16 | int8 (default: the model directory's precision)."
     ),
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", help="torch backend: the checkpoint the model was exported from (default: the one mclrt.json records)."
+        None, "--checkpoint", help="torch backend: the checkpoint the model was exported from; its model.safetensors must have the SHA-256 mclrt.json records."
     ),
     plugin: str = typer.Option("auto", "--plugin", help="TensorRT plans with the CorrespondenceSoftmax plugin: auto | on | off."),
     batch: int = typer.Option(2, "--batch", min=1, help="Inputs per graph run (package photos: scikit-image, scikit-learn, matplotlib)."),
