@@ -17,6 +17,7 @@ from mclrt.runtime.inputs.conditions import edge_map
 from mclrt.runtime.inputs.preprocess import photo_to_tensor
 from mclrt.runtime.model_dir import load_model_dir
 from mclrt.runtime.pipeline import TranslationPipeline
+from mclrt.runtime.backends import RunnerOptions
 from mclrt.training.eval.metrics.l1 import l1
 from mclrt.training.eval.metrics.psnr import psnr
 from mclrt.training.eval.metrics.ssim import ssim
@@ -137,7 +138,7 @@ def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
     photo = cv2.cvtColor(cv2.imread(str(photos / "astronaut.png")), cv2.COLOR_BGR2RGB)
     photo = cv2.resize(photo, (128, 128), interpolation=cv2.INTER_AREA)
     pair = make_pair(photo, PairKind.flip_shift)
-    with TranslationPipeline.open(model, threads=1) as pipeline:
+    with TranslationPipeline.open(model, RunnerOptions(backend="ort", threads=1)) as pipeline:
         # A maskmix model's encoder also takes the exemplar's own condition map (Canny of the exemplar).
         own = edge_map(pair.exemplar)[None] if model.condition.maskmix else None
         encoded = pipeline.encode(photo_to_tensor(pair.exemplar), own)
@@ -222,7 +223,7 @@ def test_attention_probe_rows_reproduce_the_translators_warp():
     assert mode in ("nearest", "bilinear")
     photo = cv2.resize(package_photos()[1].rgb, (128, 128), interpolation=cv2.INTER_AREA)
     condition = edge_map(photo)
-    with TranslationPipeline.open(model, threads=1) as pipeline, AttentionProbe(model, threads=1) as probe:
+    with TranslationPipeline.open(model, RunnerOptions(backend="ort", threads=1)) as pipeline, AttentionProbe(model, threads=1) as probe:
         mirrored = np.ascontiguousarray(photo[:, ::-1])
         own = edge_map(mirrored)[None] if model.condition.maskmix else None  # maskmix: the exemplar's own map
         encoded = pipeline.encode(photo_to_tensor(mirrored), own)
