@@ -84,6 +84,8 @@ app.command("quantize", cls=_Command)(quantize)
 from mclrt.runtime.commands.engine import engine_app  # noqa: E402
 
 _add_group(engine_app, "engine")
+from mclrt.runtime.commands.serve import serve_app  # noqa: E402
+_add_group(serve_app, "serve")
 from mclrt.runtime.commands.compare import compare  # noqa: E402
 from mclrt.runtime.commands.doctor import doctor  # noqa: E402
 
