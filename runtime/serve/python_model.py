@@ -97,11 +97,9 @@ class TritonPythonModel:
                 sample = np.ascontiguousarray(feed[name][index])
                 digest.update(name.encode() + str(sample.dtype).encode() + str(sample.shape).encode() + sample.tobytes())
             keys.append(digest.hexdigest())
-        missing = [index for index, key in enumerate(keys) if key not in self.cache]
-        hits = batch - len(missing)
-        if missing:
-            # Encode each distinct missing exemplar once, even when a batch holds it several times.
-            unique = list(dict.fromkeys(keys[index] for index in missing))
+        # Encode each distinct missing exemplar once, even when a batch holds it several times.
+        unique = list(dict.fromkeys(key for key in keys if key not in self.cache))
+        if unique:
             first = [keys.index(key) for key in unique]
             encoded = self.session.run(self.output_names, {name: value[first] for name, value in feed.items()})
             for row, key in enumerate(unique):
@@ -112,8 +110,8 @@ class TritonPythonModel:
         while len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         if self.counter is not None:
-            self.counter["hit"].increment(hits)
-            self.counter["miss"].increment(len(missing))
+            self.counter["hit"].increment(batch - len(unique))
+            self.counter["miss"].increment(len(unique))
         return outputs
 
     def finalize(self):
