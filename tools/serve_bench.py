@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mclrt.runtime.serve.client import InferError, batch_counts, encode_request, model_statistics, post_infer
+from mclrt.runtime.serve.client import InferError, batch_counts, batch_counts_after, encode_request, model_statistics, post_infer
 
 
 @dataclass
@@ -108,9 +108,7 @@ def run_level(url: str, model: str, bodies, concurrency: int, requests: int) -> 
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - start
-    after = {name: batch_counts(model_statistics(url, name)) for name in ("translator", "exemplar_encoder")}
-    delta = {name: {size: after[name][size] - before[name].get(size, 0) for size in sorted(after[name]) if after[name][size] != before[name].get(size, 0)}
-             for name in after}
+    delta = {name: batch_counts_after(url, name, before[name], len(latencies)) for name in before}
     return Level(
         concurrency, requests, errors[0], seconds, len(latencies) / seconds if seconds > 0 else float("nan"),
         percentile(latencies, 50), percentile(latencies, 95), percentile(latencies, 99),

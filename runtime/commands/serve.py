@@ -20,9 +20,24 @@ serve_app = typer.Typer(help="Triton Inference Server: model repositories and a 
 _BACKENDS = ("onnxruntime", "tensorrt", "python")
 
 
+def _model(option: Optional[Path], positional: Optional[Path]) -> Path:
+    """MODEL as every command takes it (--model), or as the issue spells it (`mclrt serve export MODEL`)."""
+    from mclrt.runtime.errors import UserError
+
+    if option is not None and positional is not None and option != positional:
+        raise UserError(f"two model directories given: --model {option} and {positional}")
+    if option is None and positional is None:
+        raise UserError("which model? give --model DIR (a directory written by `mclrt export`)")
+    return option if option is not None else positional
+
+
+_MODEL_HELP = "Model directory (mclrt.json + exemplar_encoder.onnx + translator.onnx)."
+
+
 @serve_app.command("export")
 def export(
-    model: Path = typer.Argument(..., help="Model directory (mclrt.json + exemplar_encoder.onnx + translator.onnx)."),
+    model_option: Optional[Path] = typer.Option(None, "--model", help=_MODEL_HELP, show_default=False),
+    positional_model: Optional[Path] = typer.Argument(None, hidden=True, show_default=False, metavar="MODEL"),
     out: Path = typer.Option(..., "--out", help="The model repository to write: a new or empty folder."),
     backend: str = typer.Option("python", "--backend", help="onnxruntime | tensorrt (never run here) | python (ONNX Runtime in Triton's python backend)."),
     max_batch: int = typer.Option(8, "--max-batch", help="Triton's max_batch_size of every model (the dynamic batcher merges requests up to it)."),
@@ -34,9 +49,14 @@ def export(
     threads: int = typer.Option(0, "--threads", help="python backend: ONNX Runtime threads per instance (0: its default)."),
     engines: Optional[Path] = typer.Option(None, "--engines", help="tensorrt: a folder with exemplar_encoder.plan and translator.plan built for the serving GPU."),
     plugin_library: Optional[Path] = typer.Option(None, "--plugin-library", help="tensorrt: a TensorRT plugin library the plans need (Triton loads it with --backend-config)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (repository, models, files) instead of lines."),
 ) -> None:
     """Write a Triton model repository: encoder, translator (dynamic batching) and the ensemble `translate`."""
+    import json
+
     from mclrt.runtime.serve.repository import ENSEMBLE, RepositoryOptions, export_repository
+
+    model = _model(model_option, positional_model)
 
     options = RepositoryOptions(
         backend=_backend(backend), max_batch=max_batch, instances=instances, preferred_batch=tuple(preferred_batch or ()),
@@ -48,6 +68,11 @@ def export(
 
         raise UserError("--queue-delay-us, --exemplar-cache and --threads must not be negative")
     repository = export_repository(model, out, options)
+    if json_output:
+        print(json.dumps({"repository": str(repository.path), "backend": options.backend.value, "ensemble": ENSEMBLE,
+                          "models": list(repository.configs), "files": [str(f) for f in repository.files],
+                          "plans": "copied" if engines else ("build_plans.sh" if options.backend.value == "tensorrt" else None)}))
+        return
     print(f"wrote {repository.path}: models {', '.join(repository.configs)} ({options.backend.value} backend); clients call '{ENSEMBLE}'")
     if options.backend.value == "tensorrt":
         print(f"TensorRT plans: {'copied from ' + str(engines) if engines else 'build them on the serving GPU with ' + str(repository.path / 'build_plans.sh')} (never run by mclrt)")
@@ -68,7 +93,8 @@ class _Terminated(Exception):
 
 @serve_app.command("run")
 def run(
-    model: Path = typer.Argument(..., help="Model directory to serve."),
+    model_option: Optional[Path] = typer.Option(None, "--model", help=_MODEL_HELP, show_default=False),
+    positional_model: Optional[Path] = typer.Argument(None, hidden=True, show_default=False, metavar="MODEL"),
     http_port: int = typer.Option(8000, "--http-port", help="KServe v2 HTTP/REST port."),
     grpc_port: int = typer.Option(8001, "--grpc-port", help="KServe v2 gRPC port."),
     metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
@@ -78,8 +104,12 @@ def run(
     threads: int = typer.Option(0, "--threads", help="ONNX Runtime threads per instance (0: its default)."),
     exemplar_cache: int = typer.Option(16, "--exemplar-cache", help="Encoded exemplars each encoder instance keeps."),
     verbose: bool = typer.Option(False, "--verbose", help="Triton's verbose log (written to the log file)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object per event (ready, stopped) instead of lines."),
 ) -> None:
     """Serve the model with the real tritonserver (python backend, ONNX Runtime) until Ctrl-C or SIGTERM."""
+    import json
+
+    model = _model(model_option, positional_model)
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.serve.repository import ENSEMBLE, RepositoryOptions, ServeBackend, export_repository
     from mclrt.runtime.serve.server import TritonServer, find_serve_env
@@ -104,9 +134,15 @@ def run(
         server = TritonServer(repository.path, host, http_port, grpc_port, metrics_port, env=env, log=workdir / "tritonserver.log", verbose=verbose)
         started = time.monotonic()
         server.start()
-        print(f"starting tritonserver for {model} (log: {server.log_path})", flush=True)
+        if not json_output:
+            print(f"starting tritonserver for {model} (log: {server.log_path})", flush=True)
         server.wait_ready()
-        print(
+        if json_output:
+            print(json.dumps({"event": "ready", "seconds": round(time.monotonic() - started, 2), "http": server.url,
+                              "grpc": f"{host}:{grpc_port}", "metrics": f"http://{host}:{metrics_port}/metrics",
+                              "model": ENSEMBLE, "log": str(server.log_path)}), flush=True)
+        else:
+            print(
             f"ready in {time.monotonic() - started:.1f} s: KServe v2 HTTP {server.url}, gRPC {host}:{grpc_port}, "
             f"metrics http://{host}:{metrics_port}/metrics; model '{ENSEMBLE}' (Ctrl-C or SIGTERM stops it)",
             flush=True,
@@ -117,7 +153,10 @@ def run(
         raise _died(server, tail)
     except _Terminated:
         code = server.stop() if server is not None else None
-        print(f"stopped (SIGTERM){'' if code is None else f'; tritonserver exit code {code}'}", flush=True)
+        if json_output:
+            print(json.dumps({"event": "stopped", "signal": "SIGTERM", "tritonserver_exit_code": code}), flush=True)
+        else:
+            print(f"stopped (SIGTERM){'' if code is None else f'; tritonserver exit code {code}'}", flush=True)
     except KeyboardInterrupt:
         if server is not None:
             server.stop()

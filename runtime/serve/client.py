@@ -120,6 +120,23 @@ def batch_counts(stats: Mapping) -> dict[int, int]:
     return {int(entry["batch_size"]): int(entry["compute_infer"]["count"]) for entry in stats.get("batch_stats", [])}
 
 
+def batch_counts_after(url: str, model: str, before: Mapping[int, int], samples: int, wait_s: float = 5.0) -> dict[int, int]:
+    """Executions per batch size since `before`, once they account for `samples` samples.
+
+    Triton records a step's statistics after the ensemble's response can already have reached the
+    client, so a read right after the last answer may miss the last execution: read again (briefly).
+    """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        after = batch_counts(model_statistics(url, model))
+        delta = {size: after[size] - before.get(size, 0) for size in sorted(after) if after[size] != before.get(size, 0)}
+        if sum(size * count for size, count in delta.items()) >= samples or time.monotonic() > deadline:
+            return delta
+        time.sleep(0.05)
+
+
 def _error_message(body: bytes) -> str:
     try:
         return json.loads(body).get("error", body.decode("utf-8", "replace"))
