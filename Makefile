@@ -29,8 +29,14 @@ MODEL ?= runtime/models/demo
 ENGINE_OUT ?= engines/demo
 ENGINE_PLUGIN ?= auto
 PHOTOS ?= photos
+# tritonclient only for Triton's model-config schema (runtime/serve/schema.py): --no-deps, because its
+# ml-dtypes<=0.5.4 pin would downgrade the ml-dtypes onnx uses here.
+TRITONCLIENT_SPEC ?= tritonclient==2.73.0
+SERVE_PYTHON ?= $(PYTHON)
+SERVE_ENV ?= .serve-env
+SERVE_SPECS ?= "nvidia-pytriton==0.7.0" "onnxruntime==1.31.1" "numpy>=1.26,<2"
 
-.PHONY: install install-extract install-jetson jetson-image check-jetson-wheels test demo demo-train photos train export engine clean
+.PHONY: serve-env install install-extract install-jetson jetson-image check-jetson-wheels test demo demo-train photos train export engine clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +45,11 @@ $(PY):
 install: $(PY)
 	$(PIP) install --quiet "$(TORCH_SPEC)"
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	$(PIP) install --quiet --no-deps "$(TRITONCLIENT_SPEC)"
 	$(PY) -m mclrt.tools.trt_rtx_setup
 
-test: $(PY)
+# The tests serve a model on a real Triton server, which lives in its own environment (serve-env).
+test: $(PY) $(SERVE_ENV)/.installed
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 # The main job (README, docs/demo.md): the committed demo model on package-shipped photos -> out/demo/results.png
@@ -80,6 +88,20 @@ else
 		--rdzv-id=$(RDZV_ID) $(if $(NODE_RANK),--rdzv-conf=is_host=$(if $(filter 0,$(NODE_RANK)),1,0)) \
 		--max-restarts=$(MAX_RESTARTS) $(TRAIN_ENTRY)
 endif
+
+# The Triton server for `mclrt serve run` and the serving tests (docs/serving.md): nvidia-pytriton bundles
+# tritonserver 2.51 with the python backend; it needs numpy<2, so it gets an environment of its own
+# ($(SERVE_ENV), ~370 MB, about a minute), never mclrt's. onnxruntime is the one mclrt's outputs are
+# compared against. SERVE_PYTHON must have a shared libpython (the python-backend stub loads it).
+# The stamp file is written last, so an interrupted install is redone.
+$(SERVE_ENV)/.installed:
+	rm -rf $(SERVE_ENV)
+	$(SERVE_PYTHON) -m venv $(SERVE_ENV)
+	$(SERVE_ENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVE_ENV)/bin/python -m pip install --quiet $(SERVE_SPECS)
+	touch $@
+
+serve-env: $(SERVE_ENV)/.installed
 
 # mediapipe 0.10.21 (face contours, pose from photos) without its unneeded, numpy-downgrading deps.
 install-extract: $(PY)
