@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -172,6 +173,8 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     amp = config.train.amp and device.type == "cuda"
     if config.train.amp and not amp:
         say("train.amp is on but this is not a CUDA device: training in float32")
+    if resume:
+        config = _keep_recorded_pono(config, existing, say)
     model_cfg = config.model_config()
     expected_kind = DATASET_KINDS[config.data.kind][2]
     if expected_kind != model_cfg.condition_kind:
@@ -409,6 +412,20 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
         writer.close()
     say(f"done at step {step}: {latest_checkpoint(checkpoints)}")
     return TrainedRun(out_dir, step, model, discriminator, heads, ema)
+
+
+def _keep_recorded_pono(config: TrainConfig, checkpoint: Path, say) -> TrainConfig:
+    """A checkpoint written before `model.pono` existed was trained with the biased variance (÷ C):
+    continue it that way, even where its preset now says "unbiased" (the paper presets), unless the
+    config names model.pono itself. Recorded in the run's config, so later resumes agree."""
+    from mclrt.training.checkpoint import read_meta
+
+    recorded = read_meta(checkpoint).get("model_config", {})
+    if "pono" in recorded or "pono" in config.model:
+        return config
+    if config.model_config().pono != "biased":
+        say("the checkpoint predates model.pono: continuing with its biased positional normalization (÷ C)")
+    return dataclasses.replace(config, model={**config.model, "pono": "biased"})
 
 
 def _log(writer, metrics_path: Path, step: int, epoch: int, samples: int, scalars: dict[str, float]) -> None:
