@@ -98,6 +98,9 @@ app.command("export", cls=_Command)(export)
 from mclrt.training.cli import train_command  # noqa: E402  (torch is imported when the command runs)
 
 app.command("train", cls=_Command)(train_command)
+from mclrt.training.import_cli import import_app  # noqa: E402  (torch is imported when the command runs)
+
+_add_group(import_app, "import")  # `mclrt import cocosnet`
 from mclrt.training.eval.cli import eval_app  # noqa: E402  (scikit-image and torch are imported when a command runs)
 
 _add_group(eval_app, "eval")

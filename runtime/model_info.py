@@ -43,9 +43,19 @@ def describe_model_dir(model: ModelDir) -> dict[str, Any]:
         "opset": manifest.opset,
         "graphs": graphs,
         "versions": manifest.versions,
+        # What the weights are: "CoCosNet (no SCM, no MCL)" for an imported CoCosNet checkpoint.
+        "architecture": manifest.provenance.get("architecture") or "MCL-Net",
+        "imported_from": _imported_files(manifest.provenance.get("imported_from")),
         "source": {
             "checkpoint": manifest.provenance.get("checkpoint"),
             "init": manifest.provenance.get("init"),
             "quantized_from": source.get("model"),
         },
     }
+
+
+def _imported_files(imported: Any) -> dict[str, Any] | None:
+    if not isinstance(imported, dict):
+        return None
+    files = imported.get("files") if isinstance(imported.get("files"), dict) else {}
+    return {"upstream": imported.get("upstream"), "files": {k: v.get("file") for k, v in files.items() if isinstance(v, dict)}}
