@@ -20,6 +20,7 @@ def import_cocosnet_command(
     generator: Optional[Path] = typer.Option(None, "--generator", help="netG file, where it is not CKPT_DIR/<epoch>_net_G.pth."),
     epoch: str = typer.Option("latest", "--epoch", help="Read <epoch>_net_*.pth (upstream's --which_epoch), e.g. 90."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing checkpoint folder written by an earlier import."),
+    json_output: bool = typer.Option(False, "--json", help="Print the checkpoint folder, preset and upstream files (names, SHA-256) as one JSON object."),
 ) -> None:
     """Import CoCosNet's netCorr + netG (microsoft/CoCosNet) as a CoCosNet (no SCM, no MCL) checkpoint."""
     from mclrt.runtime.errors import UserError
@@ -35,5 +36,13 @@ def import_cocosnet_command(
         raise UserError("exists and is not a checkpoint folder; refusing to replace it", out)
     check_output_location(out, [f.path for f in files], replaces_folder=True)
     written = import_cocosnet(files, preset, out, overwrite=overwrite)
+    if json_output:
+        import json
+
+        from mclrt.training.checkpoint import read_meta
+
+        imported = read_meta(written)["imported_from"]
+        print(json.dumps({"checkpoint": str(written), "preset": preset, "architecture": ARCHITECTURE, "files": imported["files"]}))
+        return
     print(f"wrote {written}: {ARCHITECTURE}, {preset} with use_scm: false, pono: unbiased "
           f"(from {', '.join(f.path.name for f in files)})")
