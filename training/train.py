@@ -124,8 +124,11 @@ def train(
     out: str | Path | None = None,
     resume: bool | None = None,
     max_steps: int | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainedRun:
     """Run (or continue) a training run. Call once per process (torchrun starts one per rank).
+
+    init_from: a checkpoint folder whose weights a new run starts from (training/init_from.py).
 
     resume: None continues the run in `out` if it holds a checkpoint of this config and starts one
     otherwise; True must continue (`--resume`); False must start a new run (`--fresh`).
@@ -134,13 +137,13 @@ def train(
     info = D.init_distributed(config.train.device)
     threads = torch.get_num_threads()
     try:
-        return _train(config, info, Path(out or config.log.out), mode, max_steps)
+        return _train(config, info, Path(out or config.log.out), mode, max_steps, Path(init_from) if init_from is not None else None)
     finally:
         torch.set_num_threads(threads)  # train.threads is for this run, not for whatever the process does next
         D.shutdown()
 
 
-def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode, max_steps: int | None) -> TrainedRun:
+def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode, max_steps: int | None, init_from: Path | None = None) -> TrainedRun:
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -198,6 +201,12 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
 
     # --- networks, objective, optimizers -------------------------------------------------------------
     nets = build_networks(model_cfg, seed=config.train.seed)  # the same initial weights on every rank
+    if init_from is not None and not resume:  # weights only; a resumed run continues its own weights
+        from mclrt.training.init_from import init_from_checkpoint
+
+        init_from_checkpoint(init_from, model_cfg, nets["model"], nets["discriminator"], say)
+    elif init_from is not None:
+        say(f"--init-from {init_from} is ignored: the run continues from its own checkpoint {existing}")
     model, discriminator, heads = (nets[k].to(device) for k in ("model", "discriminator", "heads"))
     model = D.maybe_sync_batchnorm(model, device)
     discriminator = D.maybe_sync_batchnorm(discriminator, device)
