@@ -130,6 +130,10 @@ def load_checkpoint_source(path: str | os.PathLike, ema: bool = False) -> Source
         "model_config": config.to_dict(),
         "train_config": shareable_json(meta.get("train_config", {})),
     }
+    imported = meta.get("imported_from")
+    if isinstance(imported, dict):  # `mclrt import cocosnet`: say what the model is, in every manifest
+        provenance["architecture"] = imported.get("architecture")
+        provenance["imported_from"] = imported
     if ema:
         provenance["ema_sha256"] = sha256_file(directory / EMA_FILE)
     return SourceModel(prepare_for_export(model), config, provenance, meta)

@@ -43,6 +43,9 @@ def describe_model_dir(model: ModelDir) -> dict[str, Any]:
         "opset": manifest.opset,
         "graphs": graphs,
         "versions": manifest.versions,
+        # What the weights are: "CoCosNet (no SCM, no MCL)" for an imported CoCosNet checkpoint.
+        "architecture": manifest.provenance.get("architecture") or "MCL-Net",
+        "imported_from": _imported_files(manifest.provenance.get("imported_from")),
         "source": {
             "checkpoint": _checkpoint(manifest.provenance),
             "init": manifest.provenance.get("init"),
@@ -57,3 +60,10 @@ def _checkpoint(provenance: dict) -> str | None:
         run = provenance.get("run")
         return (f"run {run}, " if run else "") + f"checkpoint {provenance['checkpoint_folder']}"
     return provenance.get("checkpoint")
+
+
+def _imported_files(imported: Any) -> dict[str, Any] | None:
+    if not isinstance(imported, dict):
+        return None
+    files = imported.get("files") if isinstance(imported.get("files"), dict) else {}
+    return {"upstream": imported.get("upstream"), "files": {k: v.get("file") for k, v in files.items() if isinstance(v, dict)}}

@@ -19,9 +19,9 @@ from mclrt.runtime.errors import UserError
 from mclrt.tools import cli_reference
 
 # Commands that make a model directory rather than read one: export writes it from a checkpoint,
-# train writes checkpoints; `eval images` scores folders of images, whatever made them. Every other
-# command reads a model directory, through --model.
-MAKES_NO_MODEL_DIR_INPUT = {"mclrt export", "mclrt train", "mclrt eval images"}
+# train writes checkpoints, `import cocosnet` writes one from upstream files; `eval images` scores folders
+# of images, whatever made them. Every other command reads a model directory, through --model.
+MAKES_NO_MODEL_DIR_INPUT = {"mclrt export", "mclrt train", "mclrt eval images", "mclrt import cocosnet"}
 
 
 def _help(capsys, monkeypatch, *command: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 ConditionKind = Literal["edge", "label", "pose", "celeba-edge"]
 WarpMode = Literal["nearest", "bilinear", "patch"]
 MaskmixDownsample = Literal["nearest", "area"]
+PonoVariance = Literal["biased", "unbiased"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ class ModelConfig:
     mask_negative: bool = False  # MATEBIT's ReLU mask on the similarities (off for MCL-Net)
     warp: WarpMode = "nearest"
     # --- generator / discriminator -----------------------------------------------------------
+    # The variance of every SPADE block's positional normalization: "unbiased" divides by C - 1 as
+    # CoCosNet (and the PONO paper's code, `x.var(dim=1)`) does, which its released weights need;
+    # "biased" divides by C. The default is "biased" because a checkpoint or mclrt.json written
+    # before this field existed lacks it and was trained that way (model_config_from_dict fills the
+    # default); the paper presets and `mclrt import cocosnet` say "unbiased".
+    pono: PonoVariance = "biased"
     use_attention: bool = True  # SAGAN attention in G (at image_size/2) and D (before the 4th conv)
     num_d: int = 2
     n_layers_d: int = 4
@@ -100,7 +107,7 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # ADE20k: 150 classes + "unknown"; maskmix; adaptor kernel 3; nearest warp.
     "paper-ade20k": ModelConfig(
-        preset="paper-ade20k", condition_kind="label", label_nc=151, image_size=256, maskmix=True, adaptor_kernel=3
+        preset="paper-ade20k", condition_kind="label", label_nc=151, image_size=256, maskmix=True, adaptor_kernel=3, pono="unbiased"
     ),
     # CelebA-HQ edges: 15-channel CoCosNet edge maps; maskmix; kernel 4; bilinear warp.
     "paper-celebahq-edge": ModelConfig(
@@ -111,6 +118,7 @@ PRESETS: dict[str, ModelConfig] = {
         maskmix=True,
         adaptor_kernel=4,
         warp="bilinear",
+        pono="unbiased",
     ),
     # DeepFashion: 20-channel pose maps; kernel 4; 4x4-patch warp; no maskmix.
     "paper-deepfashion": ModelConfig(
@@ -121,6 +129,7 @@ PRESETS: dict[str, ModelConfig] = {
         adaptor_kernel=4,
         warp="patch",
         extract="pose",
+        pono="unbiased",
     ),
     # Real-time edge->photo for Jetson: the same structure at a quarter of the width.
     "edge-small": ModelConfig(
@@ -152,7 +161,11 @@ def load_model_config(preset: str, overrides: dict[str, Any] | None = None) -> M
 
 
 # Fields with a closed set of values (the Literal types above), checked where a YAML can set them.
-_CHOICES: dict[str, tuple[str, ...]] = {"warp": WarpMode.__args__, "maskmix_downsample": MaskmixDownsample.__args__}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "warp": WarpMode.__args__,
+    "maskmix_downsample": MaskmixDownsample.__args__,
+    "pono": PonoVariance.__args__,
+}
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:

@@ -48,24 +48,37 @@ def feature_normalize(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 class PositionalNorm2d(nn.Module):
-    """PONO: normalize each pixel over its channels (mean and variance per position)."""
+    """PONO: normalize each pixel over its channels (mean and variance per position).
 
-    def __init__(self, eps: float = 1e-5):
+    `unbiased=False` divides the squared deviations by C (mclrt's models before the `pono` field);
+    `unbiased=True` by C - 1, as CoCosNet and the PONO paper's code do (`x.var(dim=1)`), which
+    imported CoCosNet weights need (config.ModelConfig.pono). Either way the exported graph is
+    ReduceMean/ReduceSum, Sub, Mul, Div, Sqrt: no custom op.
+    """
+
+    def __init__(self, eps: float = 1e-5, unbiased: bool = False):
         super().__init__()
         self.eps = eps
+        self.unbiased = unbiased
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=1, keepdim=True)
-        var = (x - mean).pow(2).mean(dim=1, keepdim=True)
+        if self.unbiased:
+            var = (x - mean).pow(2).sum(dim=1, keepdim=True) / (x.shape[1] - 1)
+        else:  # unchanged expression: models trained with it compute bit-identical outputs
+            var = (x - mean).pow(2).mean(dim=1, keepdim=True)
         return (x - mean) / torch.sqrt(var + self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}, unbiased={self.unbiased}"
 
 
 class SPADE(nn.Module):
     """x̂ (1 + γ(seg)) + β(seg), with x̂ positionally normalized and seg resized (nearest) to x."""
 
-    def __init__(self, norm_nc: int, label_nc: int, hidden: int):
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int, unbiased: bool = False):
         super().__init__()
-        self.param_free_norm = PositionalNorm2d()
+        self.param_free_norm = PositionalNorm2d(unbiased=unbiased)
         self.mlp_shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(label_nc, hidden, 3), nn.ReLU())
         self.mlp_gamma = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(hidden, norm_nc, 3))
         self.mlp_beta = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(hidden, norm_nc, 3))
@@ -80,16 +93,16 @@ class SPADE(nn.Module):
 class SPADEResBlock(nn.Module):
     """Two SPADE → LReLU → conv3×3 steps plus a (learned when widths differ) shortcut."""
 
-    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int, spectral: bool = True):
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int, spectral: bool = True, unbiased: bool = False):
         super().__init__()
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
-        self.norm_0 = SPADE(fin, label_nc, hidden)
+        self.norm_0 = SPADE(fin, label_nc, hidden, unbiased)
         self.conv_0 = nn.Sequential(nn.ReflectionPad2d(1), sn(nn.Conv2d(fin, fmid, 3), spectral))
-        self.norm_1 = SPADE(fmid, label_nc, hidden)
+        self.norm_1 = SPADE(fmid, label_nc, hidden, unbiased)
         self.conv_1 = nn.Sequential(nn.ReflectionPad2d(1), sn(nn.Conv2d(fmid, fout, 3), spectral))
         if self.learned_shortcut:
-            self.norm_s = SPADE(fin, label_nc, hidden)
+            self.norm_s = SPADE(fin, label_nc, hidden, unbiased)
             self.conv_s = sn(nn.Conv2d(fin, fout, 1, bias=False), spectral)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
@@ -180,14 +193,15 @@ class DomainAdaptor(nn.Module):
     def __init__(self, cfg: ModelConfig, input_nc: int):
         super().__init__()
         nf, kw = cfg.ngf, cfg.adaptor_kernel
+        unbiased = cfg.pono == "unbiased"
         self.layer1 = conv_sn_in(input_nc, nf, 3, 1)
         self.layer2 = conv_sn_in(nf, 2 * nf, kw, 2)
         self.layer3 = conv_sn_in(2 * nf, 4 * nf, 3, 1)
         self.layer4 = conv_sn_in(4 * nf, 8 * nf, kw, 2)
         self.layer5 = conv_sn_in(8 * nf, 8 * nf, 3, 1)
-        self.head_0 = SPADEResBlock(8 * nf, 8 * nf, input_nc, cfg.spade_hidden)
-        self.G_middle_0 = SPADEResBlock(8 * nf, 8 * nf, input_nc, cfg.spade_hidden)
-        self.G_middle_1 = SPADEResBlock(8 * nf, 4 * nf, input_nc, cfg.spade_hidden)
+        self.head_0 = SPADEResBlock(8 * nf, 8 * nf, input_nc, cfg.spade_hidden, unbiased=unbiased)
+        self.G_middle_0 = SPADEResBlock(8 * nf, 8 * nf, input_nc, cfg.spade_hidden, unbiased=unbiased)
+        self.G_middle_1 = SPADEResBlock(8 * nf, 4 * nf, input_nc, cfg.spade_hidden, unbiased=unbiased)
         self.size = cfg.corr_size
 
     def forward(self, x_in: torch.Tensor) -> torch.Tensor:
@@ -350,16 +364,17 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         nf, ic, hidden = cfg.ngf, 3 + cfg.label_nc, cfg.spade_hidden
+        unbiased = cfg.pono == "unbiased"
         self.latent = cfg.generator_latent
         self.fc = nn.Conv2d(ic, 16 * nf, 3, padding=1)
-        self.head_0 = SPADEResBlock(16 * nf, 16 * nf, ic, hidden)
-        self.G_middle_0 = SPADEResBlock(16 * nf, 16 * nf, ic, hidden)
-        self.G_middle_1 = SPADEResBlock(16 * nf, 16 * nf, ic, hidden)
-        self.up_0 = SPADEResBlock(16 * nf, 8 * nf, ic, hidden)
-        self.up_1 = SPADEResBlock(8 * nf, 4 * nf, ic, hidden)
+        self.head_0 = SPADEResBlock(16 * nf, 16 * nf, ic, hidden, unbiased=unbiased)
+        self.G_middle_0 = SPADEResBlock(16 * nf, 16 * nf, ic, hidden, unbiased=unbiased)
+        self.G_middle_1 = SPADEResBlock(16 * nf, 16 * nf, ic, hidden, unbiased=unbiased)
+        self.up_0 = SPADEResBlock(16 * nf, 8 * nf, ic, hidden, unbiased=unbiased)
+        self.up_1 = SPADEResBlock(8 * nf, 4 * nf, ic, hidden, unbiased=unbiased)
         self.attn = Attention(4 * nf) if cfg.use_attention else nn.Identity()
-        self.up_2 = SPADEResBlock(4 * nf, 2 * nf, ic, hidden)
-        self.up_3 = SPADEResBlock(2 * nf, nf, ic, hidden)
+        self.up_2 = SPADEResBlock(4 * nf, 2 * nf, ic, hidden, unbiased=unbiased)
+        self.up_3 = SPADEResBlock(2 * nf, nf, ic, hidden, unbiased=unbiased)
         self.conv_img = nn.Conv2d(nf, 3, 3, padding=1)
 
     @staticmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -214,8 +215,11 @@ def train(
     out: str | Path | None = None,
     resume: bool | None = None,
     max_steps: int | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainedRun:
     """Run (or continue) a training run. Call once per process (torchrun starts one per rank).
+
+    init_from: a checkpoint folder whose weights a new run starts from (training/init_from.py).
 
     resume: None continues the run in `out` if it holds a checkpoint of this config and starts one
     otherwise; True must continue (`--resume`); False must start a new run (`--fresh`).
@@ -224,13 +228,13 @@ def train(
     info = D.init_distributed(config.train.device)
     threads = torch.get_num_threads()
     try:
-        return _train(config, info, Path(out or config.log.out), mode, max_steps)
+        return _train(config, info, Path(out or config.log.out), mode, max_steps, Path(init_from) if init_from is not None else None)
     finally:
         torch.set_num_threads(threads)  # train.threads is for this run, not for whatever the process does next
         D.shutdown()
 
 
-def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode, max_steps: int | None) -> TrainedRun:
+def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode, max_steps: int | None, init_from: Path | None = None) -> TrainedRun:
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -263,6 +267,8 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
     amp = config.train.amp and device.type == "cuda"
     if config.train.amp and not amp:
         say("train.amp is on but this is not a CUDA device: training in float32")
+    if resume:
+        config = _keep_recorded_pono(config, existing, say)
     model_cfg = config.model_config()
     expected_kind = DATASET_KINDS[config.data.kind][2]
     if expected_kind != model_cfg.condition_kind:
@@ -286,6 +292,12 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
 
     # --- networks, objective, optimizers -------------------------------------------------------------
     nets = build_networks(model_cfg, seed=config.train.seed)  # the same initial weights on every rank
+    if init_from is not None and not resume:  # weights only; a resumed run continues its own weights
+        from mclrt.training.init_from import init_from_checkpoint
+
+        init_from_checkpoint(init_from, model_cfg, nets["model"], nets["discriminator"], say)
+    elif init_from is not None:
+        say(f"--init-from {init_from} is ignored: the run continues from its own checkpoint {existing}")
     model, discriminator, heads = (nets[k].to(device) for k in ("model", "discriminator", "heads"))
     model = D.maybe_sync_batchnorm(model, device)
     discriminator = D.maybe_sync_batchnorm(discriminator, device)
@@ -455,6 +467,20 @@ def _train(config: TrainConfig, info: D.DistInfo, out_dir: Path, mode: StartMode
         writer.close()
     say(f"done at step {step}: {latest_checkpoint(checkpoints)}")
     return TrainedRun(out_dir, step, model, discriminator, heads, ema)
+
+
+def _keep_recorded_pono(config: TrainConfig, checkpoint: Path, say) -> TrainConfig:
+    """A checkpoint written before `model.pono` existed was trained with the biased variance (÷ C):
+    continue it that way, even where its preset now says "unbiased" (the paper presets), unless the
+    config names model.pono itself. Recorded in the run's config, so later resumes agree."""
+    from mclrt.training.checkpoint import read_meta
+
+    recorded = read_meta(checkpoint).get("model_config", {})
+    if "pono" in recorded or "pono" in config.model:
+        return config
+    if config.model_config().pono != "biased":
+        say("the checkpoint predates model.pono: continuing with its biased positional normalization (÷ C)")
+    return dataclasses.replace(config, model={**config.model, "pono": "biased"})
 
 
 def _log(writer, metrics_path: Path, step: int, epoch: int, samples: int, scalars: dict[str, float]) -> None:

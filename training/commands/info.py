@@ -111,6 +111,10 @@ def _print_model_dir(path: Path, as_json: bool) -> None:
         table.add_row(graph, f"{g['file']}: {g['bytes'] / 1e6:.1f} MB, {g['initializer_elements'] / 1e6:.2f} M weights, {g['nodes']} nodes")
     source = data["source"]
     origin = source["quantized_from"] and f"quantized from {source['quantized_from']}" or source["checkpoint"] or (source["init"] and f"--init {source['init']}")
+    table.add_row("architecture", data["architecture"])
+    if data["imported_from"]:
+        files = ", ".join(data["imported_from"]["files"].values())
+        table.add_row("imported from", f"{data['imported_from']['upstream']}: {files}")
     table.add_row("source", str(origin or "not recorded"))
     table.add_row("opset", str(data["opset"]))
     Console().print(table)

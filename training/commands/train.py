@@ -29,12 +29,22 @@ def train_command(
     max_steps: Optional[int] = typer.Option(
         None, "--max-steps", min=1, help="Stop after this many steps in total (the learning-rate schedule is unchanged)."
     ),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Start from this checkpoint's weights (e.g. `mclrt import cocosnet`'s): fresh optimizers, step 0. "
+        "The model config must be the checkpoint's, except that model.use_scm may be turned on (its layer then starts fresh)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="At the end, print the run folder, last step and checkpoint as one JSON object."),
 ) -> None:
     """Train MCL-Net (single process, or one rank of torchrun: `make train GPUS=N [NODES=M ...]`)."""
     from mclrt.runtime.errors import UserError
     from mclrt.training.options import config_from_dict, load_train_config
 
+    if init_from is not None and resume:
+        raise UserError("--init-from starts a new run from other weights; --resume continues this run's own: give one of them")
+    if init_from is not None:
+        from mclrt.training.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(init_from)  # before any data is read: a wrong folder is a one-line error
     if resume and fresh:
         raise UserError("--resume and --fresh contradict each other: give one of them (or neither)")
     if config is None and not resume:
@@ -54,7 +64,7 @@ def train_command(
 
     from mclrt.training.train import train
 
-    run = train(train_config, out=out, resume=True if resume else False if fresh else None, max_steps=max_steps)
+    run = train(train_config, out=out, resume=True if resume else False if fresh else None, max_steps=max_steps, init_from=init_from)
     if json_output:
         import json
 

@@ -1,0 +1,98 @@
+"""`mclrt train --init-from DIR`: a new run from an imported CoCosNet checkpoint's weights.
+
+Real networks, real imported checkpoints (tests/cocosnet_fixtures.py), a real training step.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cocosnet_fixtures import REDUCED, parity_inputs, write_upstream_dir
+from mclrt.runtime.errors import UserError
+from mclrt.training.cocosnet_import import import_cocosnet, model_config, upstream_files
+from mclrt.training.init_from import init_from_checkpoint
+from mclrt.training.networks import build_networks
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("init_from")
+    files = upstream_files(write_upstream_dir(root / "upstream", "ade20k"), None, None)
+    return import_cocosnet(files, "paper-ade20k", root / "checkpoint", overrides=REDUCED)
+
+
+def _outputs(model, scm_free_inputs=None):
+    x = {k: torch.from_numpy(v) for k, v in parity_inputs("ade20k").items()}
+    model.eval()
+    with torch.no_grad():
+        return model(x["condition"], x["exemplar"], x["exemplar_condition"])
+
+
+def test_without_scm_the_step_0_model_is_the_imported_one(imported):
+    from mclrt.export.checkpoint import load_checkpoint_source
+    from safetensors.torch import load_file
+
+    said = []
+    cfg = model_config("paper-ade20k", REDUCED)
+    nets = build_networks(cfg, seed=11)
+    assert init_from_checkpoint(imported, cfg, nets["model"], nets["discriminator"], said.append) == []
+    state = load_file(str(imported / "model.safetensors"))
+    assert all(torch.equal(nets["model"].state_dict()[k], v) for k, v in state.items())
+    ours = _outputs(nets["model"])
+    reference = _outputs(load_checkpoint_source(imported).model)  # what export computes from the import
+    worst = max(float((a - b).abs().max()) for a, b in zip(ours, reference))
+    assert worst <= 1e-6, worst
+    assert "weights only, fresh optimizers, step 0" in said[0] and "CoCosNet (no SCM, no MCL)" in said[0]
+    assert said[-1].startswith("discriminator: fresh")
+
+
+def test_with_scm_the_new_layer_is_named_and_the_output_moves(imported, capsys):
+    said = []
+    cfg = model_config("paper-ade20k", {**REDUCED, "use_scm": True})
+    nets = build_networks(cfg, seed=11)
+    new = init_from_checkpoint(imported, cfg, nets["model"], nets["discriminator"], said.append)
+    assert new == ["corr.scm.fc.weight", "corr.scm.fc.bias"]
+    assert any(line.startswith("new parameters, starting from their initialization: corr.scm.fc.weight, corr.scm.fc.bias") for line in said)
+    plain = build_networks(model_config("paper-ade20k", REDUCED), seed=11)
+    init_from_checkpoint(imported, model_config("paper-ade20k", REDUCED), plain["model"], plain["discriminator"], lambda _: None)
+    (image, warp), (image0, warp0) = _outputs(nets["model"]), _outputs(plain["model"])
+    moved = {
+        "image_max": float((image - image0).abs().max()), "image_mean": float((image - image0).abs().mean()),
+        "warp_max": float((warp - warp0).abs().max()), "warp_mean": float((warp - warp0).abs().mean()),
+    }
+    print("step-0 movement with a fresh SCM (ade20k, ngf 8, 128 px, random weights):", json.dumps(moved))
+    assert moved["image_mean"] > 0  # the SCM takes part from step 0 (its cosine is half the similarity)
+
+
+def test_a_different_model_is_refused_in_one_line(imported):
+    cfg = model_config("paper-ade20k", {**REDUCED, "ngf": 16})
+    nets = build_networks(cfg, seed=0)
+    with pytest.raises(UserError, match=r"--init-from: the run's model differs from the checkpoint's \(ngf 16 vs 8"):
+        init_from_checkpoint(imported, cfg, nets["model"], nets["discriminator"])
+
+
+def test_train_runs_a_step_from_an_imported_style_checkpoint_with_scm_and_mcl_on(tmp_path, capsys):
+    """Through `mclrt train --init-from`: a checkpoint without SCM (as an import is), a run with
+    model.use_scm true and loss.mcl on; it trains one step and its first line says what is new."""
+    from export_fixtures import write_fresh_checkpoint
+    from train_fixtures import tiny_config_dict, write_photo_folder
+
+    import yaml
+
+    from mclrt.runtime.cli import main
+
+    photos = write_photo_folder(tmp_path / "photos", count=2, size=64)
+    data = tiny_config_dict(photos, tmp_path / "run", schedule={"steps": 1, "decay_steps": 0})
+    source_model = {**data["model"], "use_scm": False}
+    source = write_fresh_checkpoint(tmp_path / "source", "nano", {k: v for k, v in source_model.items() if k != "preset"}, seed=4)
+    data["model"] = {**data["model"], "use_scm": True}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    code = main(["train", "--config", str(tmp_path / "config.yaml"), "--init-from", str(source), "--out", str(tmp_path / "run"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["step"] == 1
+    assert "weights only, fresh optimizers, step 0" in err and "new parameters, starting from their initialization: corr.scm.fc.weight, corr.scm.fc.bias" in err
+    assert "discriminator: from the checkpoint" in err
