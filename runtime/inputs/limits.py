@@ -45,8 +45,8 @@ def check_input_size(shape: tuple[int, int], size: tuple[int, int], path: str | 
         need_h = max(MIN_SIDE, math.ceil(size[0] / MAX_ENLARGEMENT))
         need_w = max(MIN_SIDE, math.ceil(size[1] / MAX_ENLARGEMENT))
         raise UserError(
-            f"{what} is {width}x{height}, too small for the model's {size[1]}x{size[0]} (it would be enlarged {factor:.1f}x, "
-            f"at most {MAX_ENLARGEMENT:g}x); give at least {need_w}x{need_h} (--fit {fit})",
+            f"{what} is {width}x{height}; a {size[1]}x{size[0]} model needs at least {need_w}x{need_h} (--fit {fit} would enlarge it "
+            f"{factor:.1f}x, more than {MAX_ENLARGEMENT:g}x: blur the model never saw)",
             path,
         )
 
