@@ -16,6 +16,7 @@ from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.inputs.conditions import edge_map
 from mclrt.runtime.inputs.preprocess import photo_to_tensor
 from mclrt.runtime.model_dir import load_model_dir
+from mclrt.runtime.backends import RunnerOptions
 from mclrt.runtime.pipeline import TranslationPipeline
 from mclrt.training.eval.metrics.l1 import l1
 from mclrt.training.eval.metrics.psnr import psnr
@@ -116,7 +117,7 @@ def _run(capsys, *args) -> tuple[int, str, str]:
 
 def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
     report = tmp_path / "warp.json"
-    code, out, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--json", "--report", report, "--threads", "1")
+    code, out, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--json", "--report", report, "--threads", "1")
     assert code == 0, err
     data = json.loads(out)
     assert json.loads(report.read_text()) == data
@@ -137,7 +138,7 @@ def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
     photo = cv2.cvtColor(cv2.imread(str(photos / "astronaut.png")), cv2.COLOR_BGR2RGB)
     photo = cv2.resize(photo, (128, 128), interpolation=cv2.INTER_AREA)
     pair = make_pair(photo, PairKind.flip_shift)
-    with TranslationPipeline.open(model, threads=1) as pipeline:
+    with TranslationPipeline.open(model, RunnerOptions(backend="ort", threads=1)) as pipeline:
         # A maskmix model's encoder also takes the exemplar's own condition map (Canny of the exemplar).
         own = edge_map(pair.exemplar)[None] if model.condition.maskmix else None
         encoded = pipeline.encode(photo_to_tensor(pair.exemplar), own)
@@ -187,14 +188,14 @@ def test_bad_photos_are_one_line_errors_and_write_nothing(photos, tmp_path, caps
     assert code == 2
     _one_error_line(err, "missing", "no such file or folder")
 
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "rotate")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--pairs", "rotate")
     assert code == 2
     _one_error_line(err, "--pairs", "rotate")
 
 
 def test_a_model_whose_condition_cannot_come_from_a_photo_is_refused(photos, tmp_path, capsys):
     model = build_tiny_model_dir(tmp_path / "label-model", TinySpec(kind="label", channels=5, extract=None))
-    code, _, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos)
+    code, _, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--recursive")
     assert code == 2
     _one_error_line(err, str(model), "cannot be extracted from a photo")
 
@@ -202,7 +203,7 @@ def test_a_model_whose_condition_cannot_come_from_a_photo_is_refused(photos, tmp
 def test_an_existing_report_is_never_replaced_without_overwrite(photos, tmp_path, capsys):
     report = tmp_path / "warp.json"
     report.write_text("mine")
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--report", report)
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--report", report)
     assert code == 2 and report.read_text() == "mine"
     _one_error_line(err, str(report), "already exists")
 
@@ -222,7 +223,7 @@ def test_attention_probe_rows_reproduce_the_translators_warp():
     assert mode in ("nearest", "bilinear")
     photo = cv2.resize(package_photos()[1].rgb, (128, 128), interpolation=cv2.INTER_AREA)
     condition = edge_map(photo)
-    with TranslationPipeline.open(model, threads=1) as pipeline, AttentionProbe(model, threads=1) as probe:
+    with TranslationPipeline.open(model, RunnerOptions(backend="ort", threads=1)) as pipeline, AttentionProbe(model, threads=1) as probe:
         mirrored = np.ascontiguousarray(photo[:, ::-1])
         own = edge_map(mirrored)[None] if model.condition.maskmix else None  # maskmix: the exemplar's own map
         encoded = pipeline.encode(photo_to_tensor(mirrored), own)
@@ -274,14 +275,14 @@ def test_peak_hit_rate_against_cells_counted_by_hand():
 
 def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, capsys):
     folder = tmp_path / "heatmaps"
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder, "--threads", "1")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--pairs", "flip-shift", "--heatmaps", folder, "--threads", "1")
     assert code == 0, err
     written = sorted(p.name for p in folder.iterdir())
     assert written == ["astronaut_flip-shift.png", "sub__coffee_flip-shift.png"]
     picture = cv2.imread(str(folder / written[0]))
     assert picture.shape[1] == 6 * 192 + 7 * 4 and picture.std() > 10  # six panels: condition, warp, four queries
     before = (folder / written[0]).read_bytes()
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder)
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--pairs", "flip-shift", "--heatmaps", folder)
     assert code == 2 and (folder / written[0]).read_bytes() == before
     _one_error_line(err, "astronaut_flip-shift.png", "already exists")
 
@@ -289,18 +290,18 @@ def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, caps
 def test_a_maskmix_model_gets_each_exemplars_own_condition(photos, tmp_path, capsys):
     """Maskmix encoders also take the exemplar's condition map: extracted from the transformed exemplar."""
     model = build_tiny_model_dir(tmp_path / "maskmix", TinySpec(kind="edge", channels=1, maskmix=True, extract="canny"))
-    code, out, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--json", "--heatmaps", tmp_path / "maps")
+    code, out, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--recursive", "--json", "--heatmaps", tmp_path / "maps")
     assert code == 0, err
     data = json.loads(out)
     assert data["photos"] == 2 and len(data["pairs"]) == 4 and len(list((tmp_path / "maps").iterdir())) == 4
 
 
 def test_a_report_inside_the_photo_folder_or_unwritable_is_refused_before_work(photos, tmp_path, capsys):
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--report", photos / "warp.json")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--report", photos / "warp.json")
     assert code == 2 and not (photos / "warp.json").exists()
     _one_error_line(err, "warp.json", "inside the input folder")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--heatmaps", blocker / "maps")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--heatmaps", blocker / "maps")
     assert code == 2
     _one_error_line(err, "maps", "is not a folder")
