@@ -44,7 +44,9 @@ $(PY):
 
 install: $(PY)
 	$(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	@# setuptools warns on every editable build that folders named like the package may shadow it (10 lines):
+	@# true of any `pip install -e`, and not actionable here.
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install --quiet -e ".[$(EXTRAS)]"
 	$(PIP) install --quiet --no-deps "$(TRITONCLIENT_SPEC)"
 	$(PY) -m mclrt.tools.trt_rtx_setup
 

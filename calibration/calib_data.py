@@ -94,11 +94,15 @@ def pairs(count: int) -> list[tuple[int, int]]:
 # --- finding and splitting ------------------------------------------------------------------------------
 
 
-def find_photos(spec: str) -> list[Path]:
-    """--calib: a folder (recursive), a glob pattern, or a single photo; sorted paths."""
+def find_photos(spec: str, recursive: bool = False) -> list[Path]:
+    """--calib: a folder (its subfolders too with --recursive, as in infer and eval), a glob pattern, or a
+    single photo; sorted paths."""
     path = Path(spec)
     if path.is_dir():
-        photos = list_images(path, report_skipped=True)
+        from mclrt.runtime.inputs.preprocess import warn_subfolders
+
+        warn_subfolders(path, recursive)
+        photos = list_images(path, recursive=recursive, report_skipped=True)
         if not photos:
             raise UserError(f"holds no photos ({', '.join(IMAGE_SUFFIXES)})", path)
         return photos
@@ -169,14 +173,14 @@ class Preprocessor:
         return Prepared(exemplar, condition)
 
 
-def collect(spec: str, model: ModelDir, num: int, holdout: int, cond_dir: Path | None = None) -> CalibrationSet:
+def collect(spec: str, model: ModelDir, num: int, holdout: int, cond_dir: Path | None = None, recursive: bool = False) -> CalibrationSet:
     """Find, split and preprocess-check the photos; any failure is one UserError naming the files."""
     if cond_dir is None and model.condition.extract is None:
         raise UserError(
             f"this model's {model.condition.kind} condition cannot be extracted from a photo; "
             "pass --calib-cond DIR with one condition file per photo (same name stem)"
         )
-    photos = find_photos(spec)
+    photos = find_photos(spec, recursive)
     calibration_indices, holdout_indices = split(len(photos), num, holdout)
     conditions = _condition_files(cond_dir, model) if cond_dir is not None else None
     preprocess = Preprocessor(model)

@@ -61,6 +61,7 @@ class QuantizeOptions:
     sweep_only: tuple[str, ...] = ()  # shell patterns on layer-group names; empty: every group
     tool: str = "ort"  # ort | modelopt (the TensorRT encoding only)
     threads: int = 0  # ONNX Runtime intra-op threads (0: one per core)
+    recursive: bool = False  # --calib folder: search its subfolders too
     overwrite: bool = False
 
     @property
@@ -81,7 +82,7 @@ def quantize_model_dir(options: QuantizeOptions, progress: Callable[[str], None]
     started = time.perf_counter()
     model = _check_inputs(options)
     progress("checking calibration photos")
-    cset = calib_data.collect(options.calib, model, options.num, options.holdout, options.calib_cond)
+    cset = calib_data.collect(options.calib, model, options.num, options.holdout, options.calib_cond, options.recursive)
     calib_data.warn_if_small(cset, options.num, options.calib)
     with tempfile.TemporaryDirectory(prefix="mclrt-quantize-") as work_name, atomic_directory(options.out, options.overwrite) as staging:
         work = Path(work_name)

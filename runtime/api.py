@@ -18,6 +18,9 @@ What it takes, everywhere a condition or an exemplar is asked for:
   images, label PNGs, .npy arrays, pose files) as they are, photos through the model's extractor;
 - an RGB uint8 array [H, W, 3]: a photo (or, for an edge model, a black-and-white edge map);
 - for conditions, a float array [L, H, W] in [0, 1] at the model's size: the map itself.
+Edge maps are white lines on black; one that is mostly white (black lines on white) is inverted, with
+one warning line (`invert`: auto, yes, no). Pictures with transparency are refused unless `alpha` names
+a colour to flatten them onto. Inputs too small for the model (runtime/inputs/limits.py) are refused.
 Inputs of another aspect ratio are fitted (`fit`: crop, pad or stretch). Bad input raises
 `mclrt.runtime.errors.UserError`, whose message names the input and the problem.
 
@@ -38,9 +41,12 @@ from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.inputs import conditions as condition_maps
 from mclrt.runtime.inputs.fit import Placement, check_fit, fit_photo, placement
+from mclrt.runtime.inputs.image_io import parse_colour
+from mclrt.runtime.inputs.limits import check_input_size
 from mclrt.runtime.inputs.preprocess import (
     ConditionSource,
     check_extract,
+    check_invert,
     condition_from_rgb_placed,
     load_condition,
     load_condition_placed,
@@ -82,7 +88,9 @@ class Translator:
 
     `backend`: auto (TensorRT where it runs, else ONNX Runtime), ort, trt. `device`: auto or cpu
     (ONNX Runtime's CPU provider only). `extract`: how photos become conditions (auto: the model's own
-    extractor; canny, face, pose; none: conditions are maps). The runners open on first use, or with
+    extractor; canny, face, pose; none: conditions are maps). `invert`: edge-map polarity (auto inverts a
+    mostly white map; yes; no). `alpha`: None refuses transparent pictures; a colour ('white', '#rrggbb')
+    flattens them onto it. The runners open on first use, or with
     `open()` / `with`; `close()` frees them.
     """
 
@@ -96,12 +104,17 @@ class Translator:
         threads: int = 0,
         extract: str = "auto",
         fit: str = "crop",
+        invert: str = "auto",
+        alpha: str | None = None,
     ):
         self.model = model if isinstance(model, ModelDir) else load_model_dir(model)
         self.options = RunnerOptions(backend=str(getattr(backend, "value", backend)), precision=precision, device=Device(device), threads=threads)
         check_extract(extract, self.model.condition)
         check_fit(fit)
-        self.extract, self.fit = extract, fit
+        check_invert(invert)
+        if alpha is not None:
+            parse_colour(alpha)  # a bad colour is refused before any work
+        self.extract, self.fit, self.invert, self.alpha = extract, fit, invert, alpha
         self._pipeline: TranslationPipeline | None = None
 
     # --- life cycle -------------------------------------------------------------------------------
@@ -150,11 +163,11 @@ class Translator:
         if isinstance(source, (str, os.PathLike)):
             source = ConditionSource(Path(source).stem, Path(source))
         if isinstance(source, ConditionSource):
-            return Condition(*load_condition_placed(source, spec, size, how, self.fit))
+            return Condition(*load_condition_placed(source, spec, size, how, self.fit, self.invert, self.alpha))
         array = np.asarray(source)
         if array.dtype.kind == "f":
             return Condition(self._checked_map(array), placement(size, size, "stretch"))
-        return Condition(*condition_from_rgb_placed(_rgb(array), spec, size, how, self.fit))
+        return Condition(*condition_from_rgb_placed(_rgb(array), spec, size, how, self.fit, None, self.invert))
 
     def _checked_map(self, array: np.ndarray) -> np.ndarray:
         want = (self.model.condition.channels, *self.model.image_size)
@@ -169,13 +182,14 @@ class Translator:
         `exemplar_condition` when given, else extracted from the photo with the model's extractor."""
         spec, size = self.model.condition, self.model.image_size
         path = Path(exemplar) if isinstance(exemplar, (str, os.PathLike)) else None
-        original = condition_maps.load_rgb(path) if path is not None else _rgb(np.asarray(exemplar))
+        original = condition_maps.load_rgb(path, self.alpha) if path is not None else _rgb(np.asarray(exemplar))
+        check_input_size(original.shape[:2], size, path, self.fit, "exemplar")
         rgb = fit_photo(original, size, self.fit)[0]
         own = None
         if spec.maskmix:
             if isinstance(exemplar_condition, (str, os.PathLike)):  # a condition file, read like --cond
                 given = Path(exemplar_condition)
-                own = load_condition(ConditionSource(given.stem, given), spec, size, fit=self.fit)
+                own = load_condition(ConditionSource(given.stem, given), spec, size, fit=self.fit, invert=self.invert, alpha=self.alpha)
             elif exemplar_condition is not None:
                 own = self.condition(exemplar_condition).map
             else:

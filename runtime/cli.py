@@ -24,9 +24,34 @@ def _plain_flags(params: list) -> list:
     return params
 
 
+def _refuse_repeated(command, ctx, args: list[str]) -> None:
+    """An option that takes one value, given twice (`--cond a --cond b`), is refused in one line rather than
+    silently keeping the last; options that take several (`--pairs`, `--metrics`) are repeatable."""
+    counts: dict[str, list[str]] = {}
+    names = {}
+    for param in command.get_params(ctx):
+        if getattr(param, "param_type_name", "") != "option" or getattr(param, "multiple", False) or getattr(param, "count", False):
+            continue
+        for opt in [*param.opts, *param.secondary_opts]:
+            names[opt] = param.name
+    for arg in args:
+        if arg == "--":
+            break
+        opt = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if opt in names:
+            counts.setdefault(names[opt], []).append(opt)
+    for given in counts.values():
+        if len(given) > 1:
+            raise _click_exceptions().UsageError(f"{given[0]} was given {len(given)} times; it takes one value (give it once)", ctx)
+
+
 class _Command(TyperCommand):
     def get_params(self, ctx):
         return _plain_flags(super().get_params(ctx))
+
+    def parse_args(self, ctx, args):
+        _refuse_repeated(self, ctx, list(args))
+        return super().parse_args(ctx, args)
 
 
 class _Group(TyperGroup):
@@ -104,15 +129,43 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _options_before_end(args: list[str]) -> list[str]:
+    return args[: args.index("--")] if "--" in args else args
+
+
+def _json_stream(args: list[str]):
+    """Where an error's JSON object goes: stdout, unless stdout carries the output itself (`--out -`)."""
+    for i, arg in enumerate(args):
+        if (arg == "--out" and i + 1 < len(args) and args[i + 1] == "-") or arg == "--out=-":
+            return sys.stderr
+    return sys.stdout
+
+
+def _report(message: str, exit_code: int, path: str | None, as_json: bool, args: list[str]) -> int:
+    """An error: one line on stderr; under --json also one JSON object (error, file, exit_code)."""
+    print(f"error: {message}" if not message.startswith(("error:", "interrupted", "aborted")) else message, file=sys.stderr)
+    if as_json:
+        import json
+
+        print(json.dumps({"error": message, "file": path, "exit_code": exit_code}), file=_json_stream(args), flush=True)
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one-line errors and the exit codes of runtime/errors.py.
 
-    A UserError prints one line (its traceback only with --debug); click's usage errors print their
-    usage message; Ctrl-C exits 130. Anything else is a bug in mclrt: it propagates with one
-    traceback and exit code 1.
+    A UserError prints one line (its traceback only with --debug); click's usage errors print one line
+    too; Ctrl-C exits 130. `--debug` works before or after the subcommand. Under `--json` (anywhere on
+    the line) every error is also one JSON object on stdout -- {"error", "file", "exit_code"} -- so a
+    program reads failures the way it reads results. Anything else is a bug in mclrt: it propagates
+    with one traceback and exit code 1.
     """
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    args = list(sys.argv[1:] if argv is None else argv)
+    options = _options_before_end(args)
+    debug = "--debug" in options
+    as_json = "--json" in options or any(a.startswith("--json=") for a in options)
+    if debug:  # a global option, accepted wherever it is written: click wants it before the subcommand
+        args = ["--debug"] + [a for i, a in enumerate(args) if not (a == "--debug" and i < len(options))]
     if not app.registered_commands:  # a source tree on sys.path that was never installed: no entry points
         print(f"error: mclrt is not installed (no `{COMMANDS_GROUP}` entry points): run `make install` or `pip install -e .`", file=sys.stderr)
         return 1
@@ -122,22 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _report(str(err), err.exit_code, err.path, as_json, args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _report("interrupted", EXIT_INTERRUPTED, None, as_json, args)
     except SystemExit as exc:  # typer/click exits (e.g. --help) and a command's own exit status
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
-        print(exc.code, file=sys.stderr)  # what the interpreter does with SystemExit("message")
-        return 1
-    except _click_exceptions().ClickException as exc:  # usage errors carry their own exit code
-        exc.show()
-        return exc.exit_code
+        return _report(str(exc.code), 1, None, as_json, args)  # what the interpreter does with SystemExit("message")
+    except _click_exceptions().ClickException as exc:  # usage errors: one line, with where to read more
+        context = getattr(exc, "ctx", None)
+        where = f" (see `{context.command_path} --help`)" if context is not None else ""
+        return _report(f"{exc.format_message()}{where}", exc.exit_code, None, as_json, args)
     except typer.Abort:  # end of input at a prompt (typer turns Ctrl-C itself into exit code 130)
-        print("aborted", file=sys.stderr)
-        return 1
+        return _report("aborted", 1, None, as_json, args)
     return result if isinstance(result, int) else 0
 
 

@@ -139,16 +139,26 @@ def check_output_location(out: str | os.PathLike, inputs: Iterable[str | os.Path
     """Before any work: refuse an output that cannot be written or that would touch an input.
 
     `inputs` are the files and folders the user gave (model directory, conditions, exemplar, source).
-    Refused: `out` is an input, or lies inside an input folder; and when the command replaces `out`
-    as a whole folder (`replaces_folder`: export, quantize, engine build with --overwrite), an input
-    inside `out`. Paths are compared resolved, so symlinks and relative paths cannot hide an overlap.
+    Refused, the same for every command that writes: `out` is an input, lies inside an input folder,
+    holds an input folder, or is (or lies inside) a model directory shipped with mclrt
+    (runtime/models/); and when the command replaces `out` as a whole folder (`replaces_folder`:
+    export, quantize with --overwrite), any input inside `out`. Paths are compared resolved, so
+    symlinks and relative paths cannot hide an overlap.
     """
     check_apart(out, inputs, replaces_folder)
     check_writable(out)
 
 
+def shipped_models_dir() -> Path:
+    """The model directories that come with mclrt (runtime/models/demo): never an output."""
+    return Path(__file__).resolve().parent / "models"
+
+
 def check_apart(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], replaces_folder: bool = False) -> None:
     target = Path(out).resolve()
+    shipped = shipped_models_dir()
+    if target.is_relative_to(shipped):
+        raise UserError(f"is inside {shipped}, the model directories shipped with mclrt; choose another output", out)
     for given in inputs:
         source = Path(given).resolve()
         if target == source:
@@ -157,6 +167,8 @@ def check_apart(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], rep
             raise UserError(f"is inside the input folder {given}; choose an output outside it", out)
         if replaces_folder and source.is_relative_to(target):
             raise UserError(f"holds the input {given}, which replacing it would delete; choose another output", out)
+        if source.is_dir() and source.is_relative_to(target):
+            raise UserError(f"holds the input folder {given}; choose an output outside the inputs", out)
 
 
 def check_writable(out: str | os.PathLike) -> None:

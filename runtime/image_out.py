@@ -73,6 +73,29 @@ def fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
 
 
+def labelled(panel: np.ndarray, label: str, height: int = 18) -> np.ndarray:
+    """`panel` (RGB uint8) under a white strip holding `label` in black, scaled to fit its width."""
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
+    width = panel.shape[1]
+    scale = 0.4
+    (text_width, text_height), _ = cv2.getTextSize(label, font, scale, thickness)
+    if text_width > width - 4:
+        scale *= (width - 4) / text_width
+        (text_width, text_height), _ = cv2.getTextSize(label, font, scale, thickness)
+    strip = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(strip, label, (max(2, (width - text_width) // 2), (height + text_height) // 2), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return np.concatenate([strip, np.asarray(panel, np.uint8)], axis=0)
+
+
+def condition_as_input(condition: np.ndarray, kind: str) -> np.ndarray:
+    """The map the model saw, written so `mclrt infer` reads it back as it was: an edge map as white
+    lines on black (its input format); other kinds as `condition_to_rgb` draws them."""
+    if kind == "edge":
+        gray = np.round(np.clip(np.asarray(condition, np.float32)[0], 0, 1) * 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return condition_to_rgb(condition, kind)
+
+
 def side_by_side(panels: Sequence[np.ndarray], gap: int = 4, background: int = 255) -> np.ndarray:
     """Panels of one height next to each other, separated by a gap."""
     height = panels[0].shape[0]

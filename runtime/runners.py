@@ -275,9 +275,13 @@ def ort_session(model: str | os.PathLike | bytes, options: OrtOptions, name: str
     denormals, spinning, profiling) -> an InferenceSession and the provider choice behind it."""
     import onnxruntime
 
+    from mclrt.runtime.threads import available_cores
+
     choice = choose_ort_providers() if options.providers is None else ProviderChoice(tuple(options.providers), {})
     session_options = onnxruntime.SessionOptions()
-    session_options.intra_op_num_threads = options.intra_op_threads
+    # Never more threads than cores, whoever asks (the commands cap --threads with a warning first):
+    # 1000 threads per session on 2 cores starved the machine (issue 24).
+    session_options.intra_op_num_threads = min(options.intra_op_threads, available_cores())
     # Trained GAN weights (xavier gain 0.02) produce subnormal activations, which x86 CPUs compute
     # ~20x slower; flushing them to zero does not change an 8-bit image.
     session_options.add_session_config_entry("session.set_denormal_as_zero", "1")

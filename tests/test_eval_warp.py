@@ -16,6 +16,7 @@ from mclrt.runtime.image_out import to_uint8_rgb
 from mclrt.runtime.inputs.conditions import edge_map
 from mclrt.runtime.inputs.preprocess import photo_to_tensor
 from mclrt.runtime.model_dir import load_model_dir
+from mclrt.runtime.backends import RunnerOptions
 from mclrt.runtime.pipeline import TranslationPipeline
 from mclrt.runtime.backends import RunnerOptions
 from mclrt.training.eval.metrics.l1 import l1
@@ -117,7 +118,7 @@ def _run(capsys, *args) -> tuple[int, str, str]:
 
 def test_eval_warp_json_report_on_the_demo_model(photos, tmp_path, capsys):
     report = tmp_path / "warp.json"
-    code, out, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--json", "--report", report, "--threads", "1")
+    code, out, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--json", "--report", report, "--threads", "1")
     assert code == 0, err
     data = json.loads(out)
     assert json.loads(report.read_text()) == data
@@ -188,14 +189,14 @@ def test_bad_photos_are_one_line_errors_and_write_nothing(photos, tmp_path, caps
     assert code == 2
     _one_error_line(err, "missing", "no such file or folder")
 
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "rotate")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--pairs", "rotate")
     assert code == 2
     _one_error_line(err, "--pairs", "rotate")
 
 
 def test_a_model_whose_condition_cannot_come_from_a_photo_is_refused(photos, tmp_path, capsys):
     model = build_tiny_model_dir(tmp_path / "label-model", TinySpec(kind="label", channels=5, extract=None))
-    code, _, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos)
+    code, _, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--recursive")
     assert code == 2
     _one_error_line(err, str(model), "cannot be extracted from a photo")
 
@@ -203,7 +204,7 @@ def test_a_model_whose_condition_cannot_come_from_a_photo_is_refused(photos, tmp
 def test_an_existing_report_is_never_replaced_without_overwrite(photos, tmp_path, capsys):
     report = tmp_path / "warp.json"
     report.write_text("mine")
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--report", report)
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--report", report)
     assert code == 2 and report.read_text() == "mine"
     _one_error_line(err, str(report), "already exists")
 
@@ -275,14 +276,14 @@ def test_peak_hit_rate_against_cells_counted_by_hand():
 
 def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, capsys):
     folder = tmp_path / "heatmaps"
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder, "--threads", "1")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--pairs", "flip-shift", "--heatmaps", folder, "--threads", "1")
     assert code == 0, err
     written = sorted(p.name for p in folder.iterdir())
     assert written == ["astronaut_flip-shift.png", "sub__coffee_flip-shift.png"]
     picture = cv2.imread(str(folder / written[0]))
     assert picture.shape[1] == 6 * 192 + 7 * 4 and picture.std() > 10  # six panels: condition, warp, four queries
     before = (folder / written[0]).read_bytes()
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--pairs", "flip-shift", "--heatmaps", folder)
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--pairs", "flip-shift", "--heatmaps", folder)
     assert code == 2 and (folder / written[0]).read_bytes() == before
     _one_error_line(err, "astronaut_flip-shift.png", "already exists")
 
@@ -290,18 +291,18 @@ def test_heatmaps_are_written_per_pair_and_never_replaced(photos, tmp_path, caps
 def test_a_maskmix_model_gets_each_exemplars_own_condition(photos, tmp_path, capsys):
     """Maskmix encoders also take the exemplar's condition map: extracted from the transformed exemplar."""
     model = build_tiny_model_dir(tmp_path / "maskmix", TinySpec(kind="edge", channels=1, maskmix=True, extract="canny"))
-    code, out, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--json", "--heatmaps", tmp_path / "maps")
+    code, out, err = _run(capsys, "eval", "warp", "--model", model, "--photos", photos, "--recursive", "--json", "--heatmaps", tmp_path / "maps")
     assert code == 0, err
     data = json.loads(out)
     assert data["photos"] == 2 and len(data["pairs"]) == 4 and len(list((tmp_path / "maps").iterdir())) == 4
 
 
 def test_a_report_inside_the_photo_folder_or_unwritable_is_refused_before_work(photos, tmp_path, capsys):
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--report", photos / "warp.json")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--report", photos / "warp.json")
     assert code == 2 and not (photos / "warp.json").exists()
     _one_error_line(err, "warp.json", "inside the input folder")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--heatmaps", blocker / "maps")
+    code, _, err = _run(capsys, "eval", "warp", "--model", DEMO_MODEL, "--photos", photos, "--recursive", "--heatmaps", blocker / "maps")
     assert code == 2
     _one_error_line(err, "maps", "is not a folder")

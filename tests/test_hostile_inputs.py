@@ -318,13 +318,16 @@ def test_a_full_disk_under_a_frame_folder_counts_every_frame(ws, full_output):
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
     failures = [line for line in done.stderr.splitlines() if line.startswith("error: frame ")]
     assert failures and all("cannot be written" in line for line in failures)
-    if done.stdout:  # some frames made it: the report accounts for each
-        frames = json.loads(done.stdout)["frames"]
+    report = json.loads(done.stdout)  # under --json, the report or the error: one object either way
+    if "frames" in report:  # some frames made it: the report accounts for each
+        frames = report["frames"]
         assert frames["read"] == frames["written"] + frames["dropped"] + frames["failed"] and frames["failed"] >= 1
         assert len(failures) == frames["failed"] and len(assert_complete_outputs(out)) == frames["written"] >= 1
     else:  # none did: one closing line says so, and no empty folder is left behind
         last = done.stderr.splitlines()[-1]
-        assert last == f"error: {out}: no frame was written ({len(failures)} read, 0 dropped, {len(failures)} failed)"
+        problem = f"{out}: no frame was written ({len(failures)} read, 0 dropped, {len(failures)} failed)"
+        assert last == f"error: {problem}"
+        assert report == {"error": problem, "file": str(out), "exit_code": 3}
         assert not out.exists()
 
 

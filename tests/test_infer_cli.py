@@ -77,7 +77,7 @@ def test_writes_what_the_model_computes(ws, tmp_path):
         np.testing.assert_array_equal(image, expected[stem])
         assert _png(out / f"{stem}_warp.png").shape == (32, 32, 3)
         corr = _png(out / f"{stem}_corr.png")
-        assert corr.shape[0] == 32 and corr.shape[1] > 3 * 32  # three panels side by side
+        assert corr.shape[0] == 32 + 18 and corr.shape[1] > 3 * 32  # three panels side by side, each under its label
 
 
 def test_batch_size_does_not_change_results(ws, tmp_path):

@@ -11,7 +11,8 @@ import typer
 
 def quantize(
     model: Path = typer.Option(..., "--model", help="FP32 model directory written by `mclrt export`."),
-    calib: str = typer.Option(..., "--calib", help="Calibration photos: a folder (searched recursively) or a glob pattern."),
+    calib: str = typer.Option(..., "--calib", help="Calibration photos: a folder (top level; --recursive for subfolders) or a glob pattern."),
+    recursive: bool = typer.Option(False, "--recursive", help="Also search the subfolders of a --calib folder."),
     out: Path = typer.Option(..., "--out", help="Output: the INT8 model directory (with --encoding both: a folder holding trt/ and cpu/)."),
     num: int = typer.Option(512, "--num", min=1, help="Calibration images to use (evenly spaced over the sorted photos)."),
     method: str = typer.Option("max", "--method", help="Calibration: max (MinMax), entropy or percentile (99.999)."),
@@ -28,7 +29,7 @@ def quantize(
         None, "--sweep-only", help="Sweep only the layer groups matching this shell pattern (repeatable), e.g. 'generator.*'."
     ),
     tool: str = typer.Option("ort", "--tool", help="ort (ONNX Runtime, default) or modelopt (NVIDIA ModelOpt, TensorRT encoding only)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime threads (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime threads (0: one per core; at most the cores available)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as one JSON object instead of tables."),
 ) -> None:
@@ -54,6 +55,7 @@ def quantize(
         tool=tool,
         threads=cap_threads(threads),
         overwrite=overwrite,
+        recursive=recursive,
     )
     status = Console(stderr=True)
     if status.is_terminal:

@@ -17,7 +17,7 @@ def bench(
     batch: int = typer.Option(1, "--batch", min=1, help="Images per graph run."),
     runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per stage."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed runs before each stage."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core; at most the cores available)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     against: Optional[Path] = typer.Option(
         None, "--against", help="A reference model directory (e.g. the FP32 one) timed in the same run, interleaved: prints the speed-up."
@@ -38,7 +38,9 @@ def bench(
     from mclrt.runtime.jetson import telemetry
 
     options = BenchOptions(backend=backend, batch=batch, runs=runs, warmup=warmup, threads=threads)
-    with telemetry.Telemetry() as sampler:  # tegrastats on a Jetson; records nothing elsewhere
+    from mclrt.runtime.progress import working
+
+    with telemetry.Telemetry() as sampler, working(f"timing {model} ({runs} runs per stage)"):  # tegrastats on a Jetson
         if against is not None:
             from mclrt.runtime.bench.against import print_paired_table, run_paired_benchmark
 

@@ -50,7 +50,10 @@ def check(
         raise UserError(f"--target {target!r}: name one compute capability, e.g. sm86 or 8.6")
     if trt and not tensorrt_rtx_installed():
         raise UserError("--trt needs TensorRT-RTX: pip install 'mclrt[trt-check]' && python -m mclrt.tools.trt_rtx_setup")
-    report = check_model_dir(model, CheckOptions(tensorrt=trt, compute_capability=compute_capability.upper()))
+    from mclrt.runtime.progress import working
+
+    with working(f"checking {model}"):
+        report = check_model_dir(model, CheckOptions(tensorrt=trt, compute_capability=compute_capability.upper()))
     if json_output:
         print(json.dumps(report.to_dict()))
     else:

@@ -21,7 +21,7 @@ def build(
         "auto", "--target", help="auto | compute capabilities sm80,sm86,... or 8.0,8.6 (TensorRT-RTX; case-insensitive) | ampere-plus (enterprise)."
     ),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core, GPU fallback on (Jetson Orin, JetPack 6; FP16/INT8, --batch N); prints which layers run on it."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the engine cache, $MCLRT_CACHE_DIR or ~/.cache/mclrt)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the engine cache, $MCLRT_CACHE_DIR or ~/.cache/mclrt); never the model directory or one shipped with mclrt."),
     no_build: bool = typer.Option(False, "--no-build", help="Never build: fail unless up-to-date plans are cached."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the cached plans are up to date."),
     verbose: bool = typer.Option(False, "--verbose", help="Print TensorRT's full log."),
@@ -32,7 +32,7 @@ def build(
     from rich.console import Console
     from rich.table import Table
 
-    from mclrt.runtime.fsutil import check_writable
+    from mclrt.runtime.fsutil import check_output_location, check_writable
     from mclrt.runtime.model_dir import load_model_dir
     from mclrt.runtime.trt import builder
 
@@ -51,7 +51,11 @@ def build(
     )
     model_dir = load_model_dir(model)
     # Before TensorRT is even looked for: a read-only --out (or cache) is refused in one line.
-    check_writable(out if out is not None else builder.default_out_dir(model_dir))
+    # An --out follows every command's rules (never the model directory, nor a shipped one).
+    if out is not None:
+        check_output_location(out, [model])
+    else:
+        check_writable(builder.default_out_dir(model_dir))
     results = builder.build_engines(model_dir, options, out=out, progress=lambda text: console.print(f"[dim]{text}[/dim]"))
 
     if json_output:

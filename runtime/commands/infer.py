@@ -15,9 +15,16 @@ import typer
 
 from mclrt.runtime.backends import Backend
 from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, UserError
+from mclrt.runtime.inputs.image_io import parse_colour
+from mclrt.runtime.inputs.preprocess import Invert
 from mclrt.runtime.inputs.fit import Fit, describe_fit
 from mclrt.runtime.jobs.infer import InferSummary, run_infer
 from mclrt.runtime.threads import cap_threads
+
+
+class Alpha(str, enum.Enum):
+    refuse = "refuse"
+    flatten = "flatten"
 
 
 class Extract(str, enum.Enum):
@@ -40,11 +47,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def infer(
     model: Path = typer.Option(..., "--model", help="Model directory written by `mclrt export`."),
-    cond: str = typer.Option(..., "--cond", help="Condition file, folder of them, or a quoted glob pattern."),
+    cond: str = typer.Option(
+        ..., "--cond", help="Condition file, folder of them (top level; --recursive for subfolders), or a quoted glob pattern. Give it once."
+    ),
     exemplar: Path = typer.Option(..., "--exemplar", help="Exemplar photo whose appearance the outputs take."),
     out: Path = typer.Option(..., "--out", help="Output folder (created if missing)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Conditions per translator run."),
-    save_warp: bool = typer.Option(False, "--save-warp", help="Also write <stem>_warp.png and <stem>_corr.png."),
+    save_warp: bool = typer.Option(
+        False, "--save-warp", help="Also write <stem>_warp.png (the warped exemplar) and <stem>_corr.png (labelled panels: exemplar key, correspondence, condition)."
+    ),
+    save_condition: bool = typer.Option(
+        False, "--save-condition", help="Also write <stem>_cond.png: the condition map the model saw (edges: white lines on black)."
+    ),
+    invert: Invert = typer.Option(
+        Invert.auto, "--invert", help="Edge maps are white lines on black. auto: invert a mostly white map (black lines on white), saying so; yes: always; no: never."
+    ),
+    alpha: Alpha = typer.Option(Alpha.refuse, "--alpha", help="Pictures with transparent pixels: refuse, or flatten them onto --alpha-colour."),
+    alpha_colour: str = typer.Option("white", "--alpha-colour", help="The background of --alpha flatten: white, black, grey or #rrggbb."),
+    recursive: bool = typer.Option(False, "--recursive", help="Also search the subfolders of a --cond folder (outputs keep the subfolders)."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="auto: the fastest backend that works here."),
     continue_on_error: bool = typer.Option(
         False, "--continue-on-error", help="Report and skip bad conditions; exit with code 3 at the end if any failed."
@@ -78,6 +98,8 @@ def infer(
     from rich.console import Console
 
     console = Console()
+    if alpha is Alpha.flatten:
+        parse_colour(alpha_colour)  # a bad colour is one line before any work
     summary = run_infer(
         model_path=model,
         cond=cond,
@@ -95,6 +117,10 @@ def infer(
         shard=None if shard is None else parse_shard(shard),
         fit=fit.value,
         keep_aspect=keep_aspect,
+        invert=invert.value,
+        alpha=alpha_colour if alpha is Alpha.flatten else None,
+        save_condition=save_condition,
+        recursive=recursive,
     )
     if json_output:
         print(json.dumps({**summary.to_json_dict(out), "fit": fit.value, "keep_aspect": keep_aspect}))

@@ -29,6 +29,7 @@ import typer
 from mclrt.runtime.backends import Backend
 from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from mclrt.runtime.inputs.fit import Fit
+from mclrt.runtime.inputs.preprocess import Invert
 from mclrt.runtime.jobs.video import run_video
 from mclrt.runtime.threads import cap_threads
 from mclrt.runtime.video.sinks import MAX_VIDEO_FPS, MIN_VIDEO_FPS, STDOUT
@@ -75,7 +76,10 @@ def video(
     exemplar_cond: Optional[Path] = typer.Option(
         None, "--exemplar-cond", help="The exemplar's own condition map (maskmix models; default: extracted from the photo)."
     ),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core; at most the cores available)."),
+    invert: Invert = typer.Option(
+        Invert.auto, "--invert", help="Edge frames (--extract none) are white lines on black. auto: invert mostly white frames, saying so once; yes; no."
+    ),
     fit: Fit = typer.Option(Fit.crop, "--fit", help="Frames of another aspect ratio than the model's: crop (centre), pad, or stretch."),
     keep_aspect: bool = typer.Option(
         False, "--keep-aspect", help="Write frames at the source's aspect ratio (the first frame's; with --fit pad or stretch)."
@@ -104,6 +108,7 @@ def video(
             console=console,
             fit=fit.value,
             keep_aspect=keep_aspect,
+            invert=invert.value,
         )
     power = telemetry.report(sampler.summary(), report.fps)  # None off a Jetson: the output is unchanged
     if json_report:

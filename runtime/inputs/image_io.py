@@ -28,8 +28,34 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read a photo as RGB uint8 [H, W, 3]; a missing, damaged or non-image file is a `UserError`."""
+# Colours `--alpha-colour` names (or #rrggbb).
+NAMED_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """'white', 'black', 'grey' or '#rrggbb' -> (r, g, b); anything else is a UserError."""
+    name = text.strip().lower()
+    if name in NAMED_COLOURS:
+        return NAMED_COLOURS[name]
+    digits = name[1:] if name.startswith("#") else name
+    if len(digits) == 6 and all(c in "0123456789abcdef" for c in digits):
+        return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+    raise UserError(f"--alpha-colour must be white, black, grey or #rrggbb, not {text!r}")
+
+
+def flatten_alpha(bgra: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """BGRA uint8 -> RGB uint8 composited over `colour` (r, g, b)."""
+    alpha = bgra[:, :, 3:4].astype(np.float32) / 255.0
+    rgb = cv2.cvtColor(bgra[:, :, :3], cv2.COLOR_BGR2RGB).astype(np.float32)
+    under = np.array(colour, np.float32)[None, None, :]
+    return np.clip(np.rint(rgb * alpha + under * (1.0 - alpha)), 0, 255).astype(np.uint8)
+
+
+def load_rgb(path: str | os.PathLike, alpha: str | tuple[int, int, int] | None = None) -> np.ndarray:
+    """Read a photo as RGB uint8 [H, W, 3]; a missing, damaged or non-image file is a `UserError`.
+
+    A picture with transparent pixels is refused, unless `alpha` names a colour to flatten it onto
+    (`--alpha flatten --alpha-colour white`)."""
     data = _read_bytes(path)
     kind = _container_kind(data)
     _check_complete(data, kind, path)
@@ -49,7 +75,9 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB)
     if img.shape[2] == 4:
         if int(img[:, :, 3].min()) < 255:
-            raise UserError("has transparent pixels (an alpha channel); flatten it onto a background first", path)
+            if alpha is None:
+                raise UserError("has transparent pixels (an alpha channel); pass --alpha flatten to put it on a background (--alpha-colour, default white)", path)
+            return flatten_alpha(img, parse_colour(alpha) if isinstance(alpha, str) else tuple(alpha))
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     if img.shape[2] == 3:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -1,7 +1,9 @@
 """What a user gives `mclrt infer` -> what the graphs take.
 
 Conditions, per the model's `condition.kind` (all float32 [L, H, W] in [0, 1] at the model's size):
-- edge: a grayscale edge image (white = edge), thresholded at 50 %; enlarged with nearest, reduced so
+- edge: a grayscale edge image, white lines on black (white = edge), thresholded at 50 %; a map that is
+  mostly white (black lines on white, as people draw them) is inverted first, with one warning line
+  (`invert`: auto; yes or no decide instead); enlarged with nearest, reduced so
   that every line survives (a target pixel is an edge when any pixel it covers is: max-pooling by
   area, since nearest would drop most of a 1-pixel line);
 - label: a class-id PNG, resized with nearest, one-hot over the model's classes;
@@ -25,6 +27,8 @@ An input whose aspect ratio is not the model's is first fitted (`fit`: centre cr
 
 from __future__ import annotations
 
+import enum
+import functools
 import glob
 import os
 from dataclasses import dataclass
@@ -37,10 +41,22 @@ from mclrt.runtime.inputs import conditions
 from mclrt.runtime.inputs.fit import Placement, centre_crop, check_fit, fit_map, fit_photo, pad_content, placement
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.inputs.image_io import IMAGE_SUFFIXES
+from mclrt.runtime.inputs.limits import check_input_size, warn_if_edges_degenerate
 from mclrt.runtime.model_dir import ConditionSpec
 from mclrt.runtime.notices import warn
 
 EXTRACT_CHOICES = ("auto", "none", "canny", "face", "pose")
+# Edge polarity: auto inverts a map that is mostly "on" (black lines on white); yes always; no never.
+INVERT_CHOICES = ("auto", "yes", "no")
+_MOSTLY_ON = 0.5
+
+
+class Invert(str, enum.Enum):
+    """The commands' --invert choices (INVERT_CHOICES)."""
+
+    auto = "auto"
+    yes = "yes"
+    no = "no"
 # Which condition kind each extractor makes.
 EXTRACTED_KIND = {"canny": "edge", "face": "edge", "pose": "pose"}
 CANDIDATE_SUFFIX = "_candidate.txt"
@@ -55,6 +71,7 @@ _SKIPPED_NAMED = 3
 # unlike the 1-pixel Canny lines the model was trained on: worth one warning per image size.
 _LARGE_EDGE_FACTOR = 2.0
 _reported_edge_sizes: set[tuple[int, int]] = set()
+_inverted_arrays: list[bool] = []  # whether an inverted picture without a file was reported
 
 
 @dataclass(frozen=True)
@@ -81,15 +98,20 @@ def accepted_suffixes(kind: str, extract: str) -> tuple[str, ...]:
     return maps + tuple(s for s in IMAGE_SUFFIXES if s not in maps) if extract == "auto" else maps
 
 
-def find_condition_sources(spec: str, condition: ConditionSpec, extract: str = "none") -> list[ConditionSource]:
-    """Expand --cond (a file, a folder, or a glob pattern) into condition sources, sorted by path."""
+def find_condition_sources(spec: str, condition: ConditionSpec, extract: str = "none", recursive: bool = False) -> list[ConditionSource]:
+    """Expand --cond (a file, a folder, or a glob pattern) into condition sources, sorted by path.
+
+    A folder is read at its top level; subfolders are named in one warning line, or, with `recursive`
+    (--recursive, the same meaning in infer, eval and quantize), searched too -- their outputs then
+    go to the same subfolders of --out (`sub/x.png` -> `OUT/sub/x.png`)."""
     path = Path(spec)
     extract = resolve_auto(extract, condition)
     if path.is_file():
         paths = [path]
     elif path.is_dir():
         suffixes = accepted_suffixes(condition.kind, extract)
-        files = sorted(p for p in path.iterdir() if p.is_file())
+        files = sorted((p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+        warn_subfolders(path, recursive)
         paths = [p for p in files if _has_suffix(p, suffixes)]
         if not paths:
             raise UserError(f"holds no condition files ({', '.join(suffixes)})", path)
@@ -104,12 +126,24 @@ def find_condition_sources(spec: str, condition: ConditionSpec, extract: str = "
     else:
         raise UserError("no such file or folder", path)
     sources = _pair_pose_files(paths)
+    if path.is_dir() and recursive:  # outputs keep the subfolder: sub/x.png -> OUT/sub/x.png
+        sources = [ConditionSource(s.path.parent.relative_to(path).joinpath(s.stem).as_posix(), s.path, s.subset) for s in sources]
     stems: dict[str, Path] = {}
     for source in sources:
         if source.stem in stems:
             raise UserError(f"has the same name stem as {stems[source.stem]}; outputs would overwrite each other", source.path)
         stems[source.stem] = source.path
     return sources
+
+
+def warn_subfolders(folder: Path, recursive: bool) -> None:
+    """Without --recursive, the subfolders of an input folder are named in one warning line, never skipped silently."""
+    if recursive:
+        return
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subfolders:
+        named = ", ".join(subfolders[:_SKIPPED_NAMED]) + (f" and {len(subfolders) - _SKIPPED_NAMED} more" if len(subfolders) > _SKIPPED_NAMED else "")
+        warn(f"did not search {len(subfolders)} subfolder(s): {named} (pass --recursive to include them)", folder)
 
 
 def _has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
@@ -158,18 +192,24 @@ def check_extract(extract: str, condition: ConditionSpec) -> None:
 
 
 def load_condition(
-    source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none", fit: str = "stretch"
+    source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none", fit: str = "stretch",
+    invert: str = "auto", alpha: str | None = None,
 ) -> np.ndarray:
     """The condition map float32 [L, H, W] in [0, 1] for one source; bad input is a UserError naming the file."""
-    return load_condition_placed(source, condition, size, extract, fit)[0]
+    return load_condition_placed(source, condition, size, extract, fit, invert, alpha)[0]
 
 
 def load_condition_placed(
-    source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none", fit: str = "stretch"
+    source: ConditionSource, condition: ConditionSpec, size: tuple[int, int], extract: str = "none", fit: str = "stretch",
+    invert: str = "auto", alpha: str | None = None,
 ) -> tuple[np.ndarray, Placement]:
-    """`load_condition` plus where the input landed in the model's frame (`fit`: see mclrt.runtime.inputs.fit)."""
+    """`load_condition` plus where the input landed in the model's frame (`fit`: see mclrt.runtime.inputs.fit).
+    `invert`: edge polarity (see `orient_edges`); `alpha`: None refuses transparent pictures, or a colour
+    (`#rrggbb`, a name) to flatten them onto (image_io.load_rgb)."""
     check_extract(extract, condition)
     check_fit(fit)
+    check_invert(invert)
+    load_rgb = functools.partial(conditions.load_rgb, alpha=alpha) if alpha is not None else conditions.load_rgb
     extract = resolve_auto(extract, condition)
     name = source.path.name.lower()
     is_image = _has_suffix(source.path, IMAGE_SUFFIXES)
@@ -179,16 +219,18 @@ def load_condition_placed(
         elif condition.kind != "edge":
             extract = condition.extract  # a label model has no extractor; pose and face models take photos
         else:
-            return condition_from_rgb_placed(conditions.load_rgb(source.path), condition, size, "auto", fit, source.path)
+            return condition_from_rgb_placed(load_rgb(source.path), condition, size, "auto", fit, source.path, invert)
         check_extract(extract, condition)
     if extract != "none":
-        return condition_from_photo_placed(conditions.load_rgb(source.path), extract, size, source.path, fit)
+        return condition_from_photo_placed(load_rgb(source.path), extract, size, source.path, fit)
     if name.endswith(".npy"):
         return _load_npy_condition(source.path, condition, size, fit)
     if condition.kind == "edge":
-        return _load_edge_image(source.path, size, fit)
+        return _load_edge_image(source.path, size, fit, invert, load_rgb)
     if condition.kind == "label":
-        ids, where = fit_map(conditions.load_label_png(source.path), size, fit)
+        ids = conditions.load_label_png(source.path)
+        check_input_size(ids.shape[:2], size, source.path, fit, "label map")
+        ids, where = fit_map(ids, size, fit)
         return conditions.onehot_labels(ids, condition.channels, source.path), where
     if condition.kind == "pose":
         # Keypoint files are in pixels of the model's frame already (checked there): nothing to fit.
@@ -198,22 +240,24 @@ def load_condition_placed(
 
 def condition_from_rgb_placed(
     rgb: np.ndarray, condition: ConditionSpec, size: tuple[int, int], extract: str = "auto", fit: str = "stretch",
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike | None = None, invert: str = "auto",
 ) -> tuple[np.ndarray, Placement]:
     """The condition map for an RGB uint8 picture [H, W, 3] (a file's pixels, or an array a caller holds)
     and where it landed. With `auto`, an edge model reads a black-and-white picture as an edge map and
-    makes edges from anything else with its own extractor; `none` reads it as an edge map."""
+    makes edges from anything else with its own extractor; `none` reads it as an edge map (`invert`:
+    its polarity, see `orient_edges`)."""
     check_extract(extract, condition)
     check_fit(fit)
+    check_invert(invert)
     extract = resolve_auto(extract, condition)
     if extract == "auto" and condition.kind == "edge" and _is_edge_map(rgb):
         if path is not None:
             _warn_if_much_larger(rgb.shape[:2], size, Path(path))
-        return _edge_image_to_map(rgb[:, :, 0], size, fit)
+        return _edge_image_to_map(rgb[:, :, 0], size, fit, invert, path)
     if extract == "none":
         if condition.kind != "edge" or not _is_grey(rgb):
             raise UserError(f"a picture is a {condition.kind} condition only as a grayscale edge map; give a photo with an extractor", path)
-        return _edge_image_to_map(rgb[:, :, 0], size, fit)
+        return _edge_image_to_map(rgb[:, :, 0], size, fit, invert, path)
     how = condition.extract if extract == "auto" else extract
     if how is None:
         raise UserError(f"this {condition.kind} model has no extractor for photos: give its condition maps", path)
@@ -233,12 +277,14 @@ def condition_from_photo_placed(
 ) -> tuple[np.ndarray, Placement]:
     """`condition_from_photo` plus where the photo landed. With `pad` the map is drawn from the photo's
     own region only and padded with 0, so the padding draws no edge along the seam."""
+    check_input_size(rgb.shape[:2], size, path, fit, "photo")
     where = placement(rgb.shape[:2], size, fit)
     if fit == "crop":
         rgb = centre_crop(rgb, size)
     region = (where.box[2], where.box[3])
     if extract in ("canny", "face"):
         content = conditions.edge_map(resize_photo(rgb, region), face=extract == "face")
+        warn_if_edges_degenerate(content, path)
     elif extract == "pose":
         try:
             keypoints = conditions.pose_keypoints_from_photo(rgb)
@@ -263,8 +309,8 @@ def _is_edge_map(rgb: np.ndarray) -> bool:
     return _is_grey(rgb) and _midtone_share(rgb[:, :, 0]) < _PHOTO_MIDTONE_SHARE
 
 
-def _load_edge_image(path: Path, size: tuple[int, int], fit: str) -> tuple[np.ndarray, Placement]:
-    rgb = conditions.load_rgb(path)  # grey files come back with three equal channels
+def _load_edge_image(path: Path, size: tuple[int, int], fit: str, invert: str = "auto", load_rgb=None) -> tuple[np.ndarray, Placement]:
+    rgb = (load_rgb or conditions.load_rgb)(path)  # grey files come back with three equal channels
     if not _is_grey(rgb):
         raise UserError(
             "is a colour image with 3 channels; an edge map has 1 (grayscale, white = edge). "
@@ -280,7 +326,7 @@ def _load_edge_image(path: Path, size: tuple[int, int], fit: str) -> tuple[np.nd
         )
     else:
         _warn_if_much_larger(rgb.shape[:2], size, path)
-    return _edge_image_to_map(rgb[:, :, 0], size, fit)
+    return _edge_image_to_map(rgb[:, :, 0], size, fit, invert, path)
 
 
 def _warn_if_much_larger(shape: tuple[int, int], size: tuple[int, int], path: Path) -> None:
@@ -295,9 +341,45 @@ def _warn_if_much_larger(shape: tuple[int, int], size: tuple[int, int], path: Pa
         )
 
 
-def _edge_image_to_map(gray: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> tuple[np.ndarray, Placement]:
+def check_invert(invert: str) -> None:
+    if invert not in INVERT_CHOICES:
+        raise UserError(f"--invert must be one of {', '.join(INVERT_CHOICES)}, not {invert!r}")
+
+
+def orient_edges(gray: np.ndarray, invert: str = "auto", path: str | os.PathLike | None = None) -> np.ndarray:
+    """A grey uint8 edge image as mclrt reads it: white lines on black.
+
+    `auto` inverts a map that is mostly "on" (more than half its pixels white: black lines on white, as
+    people draw them and as the demo grid shows conditions), with one warning line saying so; `yes`
+    always inverts, `no` never. The inverse is exact (255 - v), so a black-on-white map and its
+    white-on-black inverse give the same condition, bit for bit.
+    """
+    check_invert(invert)
+    if invert == "no":
+        return gray
+    if invert == "auto":
+        on = float(np.mean(gray > 127)) if gray.size else 0.0
+        if on <= _MOSTLY_ON or _midtone_share(gray) >= _PHOTO_MIDTONE_SHARE:  # a grey photo is not a drawn map
+            return gray
+        if path is not None or not _inverted_arrays:  # pictures without a file (frames, arrays): said once
+            if path is None:
+                _inverted_arrays.append(True)
+            warn(
+                f"edge map is {on:.0%} white, so it was read as black lines on white and inverted (edge maps are white lines "
+                "on black; --invert no reads it as it is)" + ("" if path is not None else "; later pictures are not reported"),
+                path,
+            )
+    return 255 - gray
+
+
+def _edge_image_to_map(
+    gray: np.ndarray, size: tuple[int, int], fit: str = "stretch", invert: str = "auto", path: str | os.PathLike | None = None
+) -> tuple[np.ndarray, Placement]:
     """Grey uint8 edge image -> binary map [1, H, W] at `size` (fitted by `fit`), keeping thin lines
-    when reducing, and where the image landed in the frame."""
+    when reducing, and where the image landed in the frame. A map too small for the model is refused;
+    polarity per `invert` (see `orient_edges`)."""
+    check_input_size(gray.shape[:2], size, path, fit, "edge map")
+    gray = orient_edges(gray, invert, path)
     where = placement(gray.shape[:2], size, fit)
     if fit == "crop":
         gray = centre_crop(gray, size)
@@ -356,6 +438,7 @@ def _load_npy_condition(path: Path, condition: ConditionSpec, size: tuple[int, i
     array = array.astype(np.float32)
     if not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
         raise UserError("has values outside [0, 1] (or NaN/inf)", path)
+    check_input_size(array.shape[1:], size, path, fit, "condition array")
     array, where = fit_map(array, size, fit)
     return np.ascontiguousarray(array), where
 
@@ -398,6 +481,7 @@ def load_exemplar(
     """
     check_fit(fit)
     original = conditions.load_rgb(path)
+    check_input_size(original.shape[:2], size, path, fit, "exemplar")
     rgb = fit_photo(original, size, fit)[0]
     own = None
     if condition.maskmix:

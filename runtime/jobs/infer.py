@@ -3,13 +3,18 @@
 The exemplar is encoded once; the translator then runs per batch of conditions. For each condition
 `<stem>` it writes `<stem>.png`, and with `save_warp` also
 - `<stem>_warp.png`: the exemplar warped onto the condition by the correspondence, and
-- `<stem>_corr.png`: the correspondence itself, three panels: the exemplar under a colour key
-  (x -> red, y -> green), the condition's correspondence map (each pixel in the colour of the
-  exemplar position it matched: smooth colours = a coherent match, speckle = an uncertain one),
-  and the condition itself.
-Every file is written under a temporary name and renamed, and existing files are never replaced
-unless `overwrite` is given; the checks of the output (exists, writable, apart from every input) run
-before any work. A run that stops -- a bad condition, a full disk, Ctrl-C -- says how many outputs
+- `<stem>_corr.png`: the correspondence itself, three labelled panels: "exemplar key" (the exemplar
+  under a colour key, x -> red, y -> green), "correspondence" (each pixel of the condition in the
+  colour of the exemplar position it matched: smooth colours = a coherent match, speckle = an
+  uncertain one), and "condition" (the map the model saw);
+and with `save_condition`
+- `<stem>_cond.png`: the condition map the model saw, after extraction, polarity and fitting, at the
+  model's size (edge models: white lines on black, so `--cond x_cond.png --extract none` reads it back).
+All output names of the run are planned before the first write: two inputs whose outputs would share
+a path (`x.jpg` and `x_warp.jpg` with `save_warp`, `a.png` and `a.jpg`) are refused up front with
+one line naming both, whatever `overwrite` says. Every file is written under a temporary name and
+renamed, and existing files are never replaced unless `overwrite` is given; the checks of the output
+(exists, writable, apart from every input) run before any work. A run that stops -- a bad condition, a full disk, Ctrl-C -- says how many outputs
 were written and which were not; `skip_existing` resumes it. `shard=(K, N)` takes this machine's
 share of the inputs (see `shard_of`), so N machines translate one folder together.
 
@@ -19,6 +24,7 @@ share of the inputs (see `shard_of`), so N machines translate one folder togethe
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +34,7 @@ import numpy as np
 from mclrt.runtime.api import Style, Translator
 from mclrt.runtime.errors import OutputWriteError, UserError
 from mclrt.runtime.fsutil import check_output_location
-from mclrt.runtime.image_out import condition_to_rgb, side_by_side, to_uint8_rgb, write_png
+from mclrt.runtime.image_out import condition_as_input, condition_to_rgb, labelled, side_by_side, to_uint8_rgb, write_png
 from mclrt.runtime.inputs.fit import check_keep_aspect, restore_aspect
 from mclrt.runtime.inputs.preprocess import ConditionSource, find_condition_sources
 from mclrt.runtime.model_dir import ModelDir
@@ -70,9 +76,43 @@ class InferSummary:
         }
 
 
-def output_paths(out: Path, stem: str, save_warp: bool) -> list[Path]:
-    names = [f"{stem}.png"] + ([f"{stem}_warp.png", f"{stem}_corr.png"] if save_warp else [])
-    return [out / name for name in names]
+# The side files infer writes next to `<stem>.png`; eval images never counts them as generated images.
+SIDE_SUFFIXES = ("_warp", "_corr", "_cond")
+
+
+def output_names(stem: str, save_warp: bool, save_condition: bool = False) -> dict[str, str]:
+    """What each output of a condition is ('image', 'warp', 'corr', 'cond') -> its file name."""
+    names = {"image": f"{stem}.png"}
+    if save_warp:
+        names |= {"warp": f"{stem}_warp.png", "corr": f"{stem}_corr.png"}
+    if save_condition:
+        names["cond"] = f"{stem}_cond.png"
+    return names
+
+
+def output_paths(out: Path, stem: str, save_warp: bool, save_condition: bool = False) -> list[Path]:
+    return [out / name for name in output_names(stem, save_warp, save_condition).values()]
+
+
+def plan_outputs(out: Path, sources: list[ConditionSource], save_warp: bool, save_condition: bool = False) -> None:
+    """Every output name of the run, before the first write: two inputs that would write one path are refused,
+    in one line naming both (never one replacing the other's output, whatever --overwrite says)."""
+    owners: dict[str, tuple[ConditionSource, str]] = {}
+    for source in sources:
+        for what, name in output_names(source.stem, save_warp, save_condition).items():
+            key = os.path.normcase(name)
+            if key in owners:
+                other, other_what = owners[key]
+                raise UserError(
+                    f"{other.path} ({_role(other_what)}) and {source.path} ({_role(what)}) would both be written to {name}; "
+                    "rename one of them (nothing was written)",
+                    out / name,
+                )
+            owners[key] = (source, what)
+
+
+def _role(what: str) -> str:
+    return {"image": "its image", "warp": "its --save-warp warp", "corr": "its --save-warp correspondence", "cond": "its --save-condition map"}[what]
 
 
 def shard_of(stem: str, count: int) -> int:
@@ -105,6 +145,10 @@ def run_infer(
     shard: tuple[int, int] | None = None,
     fit: str = "crop",
     keep_aspect: bool = False,
+    invert: str = "auto",
+    alpha: str | None = None,
+    save_condition: bool = False,
+    recursive: bool = False,
 ) -> InferSummary:
     """The work of `mclrt infer`, callable from Python (the demo and tests use it).
 
@@ -113,10 +157,11 @@ def run_infer(
     from rich.console import Console
 
     check_keep_aspect(fit, keep_aspect)
-    translator = Translator(model_path, backend, threads=threads, extract=extract, fit=fit)  # runners open on first use
+    translator = Translator(model_path, backend, threads=threads, extract=extract, fit=fit, invert=invert, alpha=alpha)  # runners open on first use
     model = translator.model
     spec = model.condition
-    found = find_condition_sources(cond, spec, extract)
+    found = find_condition_sources(cond, spec, extract, recursive=recursive)
+    plan_outputs(out, found, save_warp, save_condition)  # all of them: the shards of one folder share --out
     summary = InferSummary(inputs=len(found), shard=shard)
     sources = found if shard is None else [source for source in found if shard_of(source.stem, shard[1]) == shard[0]]
     summary.assigned = len(sources)
@@ -126,10 +171,10 @@ def run_infer(
     check_output_location(out, given)
     skip_existing = skip_existing or shard is not None  # a shard re-run picks up where it stopped
     if skip_existing and not overwrite:
-        summary.skipped = [s.stem for s in sources if all(p.exists() for p in output_paths(out, s.stem, save_warp))]
+        summary.skipped = [s.stem for s in sources if all(p.exists() for p in output_paths(out, s.stem, save_warp, save_condition))]
         finished = set(summary.skipped)
         sources = [s for s in sources if s.stem not in finished]
-    _check_outputs(out, sources, found, exemplar_path, save_warp, overwrite, skip_existing)
+    _check_outputs(out, sources, found, exemplar_path, save_warp, overwrite, skip_existing, save_condition)
     if not sources:
         return summary
 
@@ -169,6 +214,7 @@ def run_infer(
                                 summary.written += _write_outputs(
                                     out, source, model, maps[i], style.rgb, images[i], warped[i],
                                     None if corr is None else (colours[1], corr[i]), overwrite, skip_existing, places[i],
+                                    save_condition,
                                 )
                             except OutputWriteError as err:  # a full disk fails every file after it: stop
                                 raise OutputWriteError(f"{err.problem}; {_stopped(summary, sources)}", err.path) from err
@@ -193,14 +239,14 @@ def _stopped(summary: InferSummary, sources: list[ConditionSource]) -> str:
 
 def _check_outputs(
     out: Path, sources: list[ConditionSource], found: list[ConditionSource], exemplar: Path, save_warp: bool,
-    overwrite: bool, skip_existing: bool,
+    overwrite: bool, skip_existing: bool, save_condition: bool = False,
 ) -> None:
     """Refuse before any work, rather than halfway, when an output exists or would replace an input."""
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
     inputs = {p.resolve() for p in [exemplar, *(s.path for s in found), *(s.subset for s in found if s.subset is not None)]}
     for source in sources:
-        for path in output_paths(out, source.stem, save_warp):
+        for path in output_paths(out, source.stem, save_warp, save_condition):
             if path.resolve() in inputs:
                 raise UserError("would replace an input of this run; choose another --out", path)
             if path.exists() and not (overwrite or skip_existing):
@@ -213,23 +259,32 @@ def _colour_exemplar(model: ModelDir, style: Style) -> tuple[EncodedExemplar, np
     return EncodedExemplar(keys=style.encoded.keys, values=values.astype(style.encoded.values.dtype)), picture
 
 
-def _write_outputs(out, source, model, condition, exemplar_rgb, image, warped, corr, overwrite, skip_existing, where=None) -> list[Path]:
+CORR_LABELS = ("exemplar key", "correspondence", "condition")
+
+
+def _write_outputs(
+    out, source, model, condition, exemplar_rgb, image, warped, corr, overwrite, skip_existing, where=None, save_condition=False
+) -> list[Path]:
     """Write a condition's outputs; the main image last, so its presence means the set is complete.
 
     With `skip_existing` (resuming a stopped run) files already there are kept, not replaced. With
     `where` (--keep-aspect) the image and the warp are written at the input's aspect ratio.
     """
-    paths = output_paths(out, source.stem, corr is not None)
+    names = output_names(source.stem, corr is not None, save_condition)
     as_input = (lambda rgb: restore_aspect(rgb, where)) if where is not None else (lambda rgb: rgb)
-    pictures = {paths[0]: lambda: as_input(to_uint8_rgb(image))}
+    pictures = {}
+    if save_condition:
+        pictures[out / names["cond"]] = lambda: condition_as_input(condition, model.condition.kind)
     if corr is not None:
         key_picture, corr_map = corr
 
         def corr_panels() -> np.ndarray:
             key = (0.5 * exemplar_rgb.astype(np.float32) + 0.5 * to_uint8_rgb(key_picture).astype(np.float32)).astype(np.uint8)
-            return side_by_side([key, to_uint8_rgb(corr_map), condition_to_rgb(condition, model.condition.kind)])
+            panels = [key, to_uint8_rgb(corr_map), condition_to_rgb(condition, model.condition.kind)]
+            return side_by_side([labelled(panel, label) for panel, label in zip(panels, CORR_LABELS)])
 
-        pictures = {paths[1]: lambda: as_input(to_uint8_rgb(warped)), paths[2]: corr_panels, **pictures}
+        pictures |= {out / names["warp"]: lambda: as_input(to_uint8_rgb(warped)), out / names["corr"]: corr_panels}
+    pictures[out / names["image"]] = lambda: as_input(to_uint8_rgb(image))
     written = []
     for path, picture in pictures.items():
         if skip_existing and not overwrite and path.exists():

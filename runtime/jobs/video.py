@@ -48,6 +48,7 @@ def run_video(
     console=None,
     fit: str = "crop",
     keep_aspect: bool = False,
+    invert: str = "auto",
 ) -> VideoReport:
     """The work of `mclrt video`, callable from Python (video_bench and tests use it).
 
@@ -68,8 +69,8 @@ def run_video(
         model = load_model_dir(model_path)
         spec, image_size = model.condition, model.image_size
         how = extract or spec.extract or "none"
-        make_condition = condition_maker(spec, image_size, how, fit)
-        translator = Translator(model, backend, threads=threads, extract=how, fit=fit)
+        make_condition = condition_maker(spec, image_size, how, fit, invert)
+        translator = Translator(model, backend, threads=threads, extract=how, fit=fit, invert=invert)
         with translator:
             start = time.perf_counter()
             style = translator.encode(exemplar_path, exemplar_cond)

@@ -19,19 +19,22 @@ from mclrt.runtime.inputs.conditions import MEDIAPIPE_INSTALL, mediapipe_availab
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.model_dir import ConditionSpec
 from mclrt.runtime.inputs.fit import fit_map
-from mclrt.runtime.inputs.preprocess import check_extract, condition_from_photo
+from mclrt.runtime.inputs.limits import check_input_size
+from mclrt.runtime.inputs.preprocess import check_extract, check_invert, condition_from_photo, orient_edges
+
 
 def condition_maker(
-    spec: ConditionSpec, size: tuple[int, int], extract: str, fit: str = "stretch"
+    spec: ConditionSpec, size: tuple[int, int], extract: str, fit: str = "stretch", invert: str = "auto"
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The per-frame function for this model, --extract and --fit; refuses combinations that cannot work, up front."""
+    """The per-frame function for this model, --extract, --fit and --invert; refuses combinations that cannot work, up front."""
     check_extract(extract, spec)
+    check_invert(invert)
     if extract in ("face", "pose") and not mediapipe_available():
         raise UserError(f"--extract {extract} needs mediapipe (the [extract] extra): {MEDIAPIPE_INSTALL}")
     if extract != "none":
         return functools.partial(condition_from_photo, extract=extract, size=size, fit=fit)
     if spec.kind == "edge":
-        return functools.partial(edge_from_frame, size=size, fit=fit)
+        return functools.partial(edge_from_frame, size=size, fit=fit, invert=invert)
     if spec.kind == "label":
         return functools.partial(labels_from_frame, classes=spec.channels, size=size, fit=fit)
     hint = " (make them from photos with --extract pose)" if spec.kind == "pose" else ""
@@ -40,9 +43,12 @@ def condition_maker(
     )
 
 
-def edge_from_frame(rgb: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
-    """An edge frame (white = edge) -> float32 [1, H, W] of 0/1, as `mclrt infer` reads edge images."""
-    gray = fit_map(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size, fit)[0]
+def edge_from_frame(rgb: np.ndarray, size: tuple[int, int], fit: str = "stretch", invert: str = "auto") -> np.ndarray:
+    """An edge frame (white lines on black; a mostly white frame is inverted, per `invert`, as `mclrt infer`
+    reads edge images) -> float32 [1, H, W] of 0/1."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    check_input_size(gray.shape[:2], size, None, fit, "frame")
+    gray = fit_map(orient_edges(gray, invert), size, fit)[0]
     return (gray > 127).astype(np.float32)[None]
 
 

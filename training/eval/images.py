@@ -38,9 +38,24 @@ class Weights:
     lpips_sha256: str | None = None
 
 
-def read_folder(folder: Path, size: tuple[int, int] | None, what: str) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
-    """{path without suffix: RGB uint8 at `size`} of every image under `folder` (size None: the first image's)."""
+def read_folder(
+    folder: Path, size: tuple[int, int] | None, what: str, generated: bool = False
+) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+    """{path without suffix: RGB uint8 at `size`} of every image under `folder` (size None: the first image's).
+
+    With `generated` (--pred), the side files `mclrt infer` writes next to each image (`<stem>_warp.png`,
+    `_corr.png`, `_cond.png`, whose `<stem>.png` is there too) are not generated images: they are left
+    out, and one warning line says how many."""
     paths = list_images(folder)
+    if generated:
+        from mclrt.runtime.jobs.infer import SIDE_SUFFIXES
+        from mclrt.runtime.notices import warn
+
+        names = {p.with_suffix("").as_posix() for p in paths}
+        side = [p for p in paths if any(p.stem.endswith(s) and (p.with_suffix("").as_posix()[: -len(s)]) in names for s in SIDE_SUFFIXES)]
+        if side:
+            warn(f"left out {len(side)} side file(s) of mclrt infer ({', '.join('*' + s + '.png' for s in SIDE_SUFFIXES)}): not generated images", folder)
+            paths = [p for p in paths if p not in set(side)]
     if not paths:
         raise UserError(f"holds no images ({', '.join(IMAGE_SUFFIXES)}) for {what}", folder)
     images: dict[str, np.ndarray] = {}
@@ -106,7 +121,7 @@ def evaluate_images(
     if {"semantic", "style"} & set(metrics):
         vgg = _load_vgg19(weights)
 
-    pred, size = read_folder(pred_dir, None, "--pred")
+    pred, size = read_folder(pred_dir, None, "--pred", generated=True)
     real, _ = read_folder(real_dir, size, "--real")
     exemplars = read_folder(exemplars_dir, size, "--exemplars")[0] if exemplars_dir is not None and "style" in metrics else None
     if len(pred) < 2 or len(real) < 2:
