@@ -121,6 +121,44 @@ def check_label_ids(label_ids: np.ndarray, num_classes: int, path_for_errors: st
         raise UserError(f"has class ids {shown}, but the model has {num_classes} classes (ids 0..{num_classes - 1})", path_for_errors)
 
 
+def resize_labels(label_ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids [H, W] resized to `size` (H, W) with nearest neighbour as CoCosNet does it (PIL's NEAREST,
+    which samples pixel centres; OpenCV's INTER_NEAREST_EXACT is the same). Plain INTER_NEAREST samples
+    without the half-pixel offset and picks another pixel for ~14 % of a 311x203 -> 256x256 map."""
+    return resize_nearest(label_ids, size)
+
+
+def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[H, W] or [H, W, C] resized to `size` (H, W) like PIL's NEAREST (CoCosNet's transform for maps)."""
+    height, width = size
+    if array.shape[:2] == (height, width):
+        return np.ascontiguousarray(array)
+    return cv2.resize(array, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def resize_bilinear_pil(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H, W] or [H, W, 3] resized to `size` (H, W) with PIL's BILINEAR, as CoCosNet resizes its
+    photos and distance maps. PIL's filter widens with the reduction (antialiasing), which OpenCV's
+    INTER_LINEAR does not, so this is PIL itself; Pillow comes with scikit-image, which the conditions
+    that need it (celeba-edge) need anyway."""
+    height, width = size
+    if array.shape[:2] == (height, width):
+        return np.ascontiguousarray(array)
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise UserError("CoCosNet's conditions need Pillow to resize as CoCosNet does (pip install Pillow)") from err
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array, np.uint8)).resize((width, height), Image.BILINEAR))
+
+
+def pil_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [H, W]: PIL's convert('L') of an RGB uint8 image (ITU-R 601-2 in 16-bit fixed point, rounded),
+    which CoCosNet's Canny sees. OpenCV's COLOR_RGB2GRAY rounds differently (1 grey level off on ~0.1 %
+    of random colours), enough to move Canny edges."""
+    rgb = _check_rgb(rgb).astype(np.uint32)
+    return ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
 # --- pose (CoCosNet DeepFashion) -------------------------------------------------------------------
 
 POSE_CHANNELS = 20
@@ -176,6 +214,17 @@ def pose_map(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.concatenate([rgb.transpose(2, 0, 1), distances], axis=0)
 
 
+def pose_map_resized(keypoints: np.ndarray, photo_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """`pose_map` drawn at the photo's size (keypoints in its pixels) and resized to `size`, as CoCosNet's
+    deepfashion_dataset does: the skeleton with PIL's NEAREST, each distance map as uint8 with PIL's BILINEAR."""
+    drawn = pose_map(keypoints, photo_size)
+    if tuple(photo_size) == tuple(size):
+        return drawn
+    skeleton = resize_nearest(np.rint(drawn[:3].transpose(1, 2, 0) * 255).astype(np.uint8), size)
+    distances = [resize_bilinear_pil(np.rint(channel * 255).astype(np.uint8), size) for channel in drawn[3:]]
+    return np.concatenate([skeleton.transpose(2, 0, 1), np.stack(distances)]).astype(np.float32) / 255.0
+
+
 def _limb_polygon(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The ellipse CoCosNet (after OpenPose's demo) draws for a limb, as a polygon."""
     centre = (int((start[0] + end[0]) / 2), int((start[1] + end[1]) / 2))
@@ -220,6 +269,8 @@ def celeba_edge_map(rgb: np.ndarray, part_masks: Mapping[str, np.ndarray]) -> np
        outside the face parts (background and hair; hair is processed last, so it re-opens its pixels);
     1-13: per part, the L1 distance to its boundary /3, clipped at 255, as uint8, /255 (1 when absent);
     14: part boundaries only.
+    Canny sees PIL's grey (`pil_gray`), as in CoCosNet. For a CelebA-HQ photo and masks at their own
+    sizes use `celeba_edge_map_resized`, which resizes them as CoCosNet does first.
     """
     rgb = _check_rgb(rgb)
     unknown = sorted(set(part_masks) - set(CELEBA_PARTS))
@@ -239,9 +290,38 @@ def celeba_edge_map(rgb: np.ndarray, part_masks: Mapping[str, np.ndarray]) -> np
             boundary = part_boundaries(mask)
             all_boundaries |= boundary
         distances.append(_distance_channel(boundary.astype(np.uint8) * 255))
-    background = _skimage_canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)) & outside_face
+    background = _skimage_canny(pil_gray(rgb)) & outside_face
     edges_all = (all_boundaries | background).astype(np.float32)
     return np.stack([edges_all, *distances, all_boundaries.astype(np.float32)])
+
+
+def celeba_edge_map_resized(rgb: np.ndarray, part_masks: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """`celeba_edge_map` at `size` (H, W) from a photo and part masks at their own sizes (CelebAMask-HQ:
+    1024 px photos, 512 px masks), resized as CoCosNet's celebahqedge_dataset does before it draws: the
+    photo with PIL's BILINEAR, each mask with PIL's NEAREST."""
+    photo = resize_bilinear_pil(_check_rgb(rgb), size)
+    masks = {part: resize_nearest(np.asarray(mask, bool).astype(np.uint8), size) > 0 for part, mask in part_masks.items()}
+    return celeba_edge_map(photo, masks)
+
+
+def read_celeba_part_masks(photo_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The CelebAMask-HQ part masks of a photo, found beside it as `<stem>_<part>.png` (also with the stem
+    zero-padded to 5 digits, CelebAMask-HQ's own naming: photo `123.jpg`, masks `00123_skin.png`). A part
+    with no file is absent, as in CelebAMask-HQ; no mask at all is a `UserError` naming the photo."""
+    from pathlib import Path
+
+    photo_path = Path(photo_path)
+    stems = [photo_path.stem] + ([photo_path.stem.zfill(5)] if photo_path.stem.isdigit() else [])
+    masks = {}
+    for part in CELEBA_PARTS:
+        for stem in stems:
+            candidate = photo_path.with_name(f"{stem}_{part}.png")
+            if candidate.is_file():
+                masks[part] = load_mask(candidate)
+                break
+    if not masks:
+        raise UserError(f"no CelebAMask-HQ part masks beside it (<stem>_<part>.png, parts {', '.join(CELEBA_PARTS)})", photo_path)
+    return masks
 
 
 def _skimage_canny(gray: np.ndarray) -> np.ndarray:
@@ -275,6 +355,13 @@ __all__ = [
     "CELEBA_EDGE_CHANNELS",
     "part_boundaries",
     "celeba_edge_map",
+    "celeba_edge_map_resized",
+    "read_celeba_part_masks",
+    "resize_labels",
+    "resize_nearest",
+    "resize_bilinear_pil",
+    "pil_gray",
+    "pose_map_resized",
     # inputs (re-exported)
     "load_rgb",
     "load_label_png",

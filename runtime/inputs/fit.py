@@ -102,10 +102,11 @@ def fit_photo(rgb: np.ndarray, frame: tuple[int, int], fit: str) -> tuple[np.nda
 
 
 def fit_map(array: np.ndarray, frame: tuple[int, int], fit: str) -> tuple[np.ndarray, Placement]:
-    """A condition map [H, W] or [L, H, W] at the model's size (nearest), padded with 0."""
+    """A condition map [H, W] or [L, H, W] at the model's size (nearest as PIL and CoCosNet sample it:
+    INTER_NEAREST_EXACT, pixel centres), padded with 0."""
     if array.ndim == 2:
-        return fit_array(array, frame, fit, cv2.INTER_NEAREST, "zero")
-    channels = [fit_array(channel, frame, fit, cv2.INTER_NEAREST, "zero") for channel in array]
+        return fit_array(array, frame, fit, cv2.INTER_NEAREST_EXACT, "zero")
+    channels = [fit_array(channel, frame, fit, cv2.INTER_NEAREST_EXACT, "zero") for channel in array]
     return np.stack([c for c, _ in channels]), channels[0][1]
 
 

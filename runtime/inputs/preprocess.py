@@ -9,8 +9,9 @@ Conditions, per the model's `condition.kind` (all float32 [L, H, W] in [0, 1] at
 - label: a class-id PNG, resized with nearest, one-hot over the model's classes;
 - pose: OpenPose keypoints (OpenPose JSON, or CoCosNet's `<name>_candidate.txt` + `<name>_subset.txt`)
   in pixels of the model's image size, drawn as CoCosNet's 20-channel pose map;
-- any kind: a `.npy` array [L, H, W] (or [H, W] when L = 1) already in [0, 1] -- the only way in for
-  the 15-channel celeba-edge maps, which need CelebAMask-HQ part masks to draw;
+- celeba-edge: a photo with its CelebAMask-HQ part masks beside it (`<stem>_<part>.png`), drawn as
+  CoCosNet's 15-channel map;
+- any kind: a `.npy` array [L, H, W] (or [H, W] when L = 1) already in [0, 1];
 - or a raw photo with `--extract canny|face|pose`, which makes the condition on the fly (the photo is
   first resized to the model's size, so edges are as thick as in training).
 `--extract auto` (the default of `mclrt infer`) uses the model's own extractor (mclrt.json's
@@ -235,7 +236,19 @@ def load_condition_placed(
     if condition.kind == "pose":
         # Keypoint files are in pixels of the model's frame already (checked there): nothing to fit.
         return _load_pose(source, size), placement(size, size, "stretch")
+    if condition.kind == "celeba-edge" and is_image:
+        return _load_celeba_photo(source.path, size, fit)
     raise UserError(f"{condition.kind} conditions are read from .npy arrays [{condition.channels}, H, W]", source.path)
+
+
+def _load_celeba_photo(path: Path, size: tuple[int, int], fit: str) -> tuple[np.ndarray, Placement]:
+    """A CelebA-HQ photo with its CelebAMask-HQ part masks beside it -> the 15-channel map, as CoCosNet builds it."""
+    rgb, masks = conditions.load_rgb(path), conditions.read_celeba_part_masks(path)
+    where = placement(rgb.shape[:2], size, fit)
+    if fit == "crop":
+        rgb, masks = centre_crop(rgb, size), {part: centre_crop(mask, size) for part, mask in masks.items()}
+    content = conditions.celeba_edge_map_resized(rgb, masks, (where.box[2], where.box[3]))
+    return (pad_content(content, where) if fit == "pad" else content), where
 
 
 def condition_from_rgb_placed(

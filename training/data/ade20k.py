@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mclrt.runtime.inputs.conditions import check_label_ids, load_label_png, load_rgb, onehot_labels
+from mclrt.runtime.inputs.conditions import check_label_ids, load_label_png, load_rgb, onehot_labels, resize_labels
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.paired import Loaded, PairedDataConfig, PairedDataset
 
@@ -75,7 +75,7 @@ class ADE20KDataset(PairedDataset):
         check_label_ids(ids, self.num_channels, label_path)
         size = (self.load_size, self.load_size)
         rgb = cv2.resize(load_rgb(image_path), size, interpolation=cv2.INTER_AREA)
-        ids = cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST)
+        ids = resize_labels(ids, size)  # PIL's NEAREST, as CoCosNet (tests/test_cocosnet_conditions.py)
         return Loaded(rgb=rgb.transpose(2, 0, 1), label_ids=ids)
 
     def onehot(self, label_ids: np.ndarray, name: str) -> np.ndarray:

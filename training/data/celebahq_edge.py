@@ -7,8 +7,9 @@
       celebahq_ref.txt, celebahq_ref_test.txt                       (retrieval lists naming `<id>.jpg`)
 
 The 15-channel map is built at load size, before cropping, exactly as CoCosNet's celebahqedge_dataset:
-see `mclrt.runtime.inputs.conditions.celeba_edge_map`. (The photo is resized with area averaging rather than
-CoCosNet's bilinear, the same resize the runtime applies to a user's photo.)
+see `mclrt.runtime.inputs.conditions.celeba_edge_map_resized` (photo PIL-bilinear, masks PIL-nearest, as
+upstream; checked against upstream's code in tests/test_cocosnet_conditions.py). The ground-truth photo is
+resized with area averaging, the resize the runtime applies to a user's photo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import cv2
 
-from mclrt.runtime.inputs.conditions import CELEBA_EDGE_CHANNELS, CELEBA_PARTS, celeba_edge_map, load_mask, load_rgb
+from mclrt.runtime.inputs.conditions import CELEBA_EDGE_CHANNELS, CELEBA_PARTS, celeba_edge_map_resized, load_mask, load_rgb
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.lists import read_split_list
 from mclrt.training.data.paired import Loaded, PairedDataConfig, PairedDataset
@@ -60,13 +61,16 @@ class CelebAHQEdgeDataset(PairedDataset):
 
     def load(self, name: str) -> Loaded:
         size = (self.load_size, self.load_size)
-        rgb = cv2.resize(load_rgb(self.required_files(name)[0]), size, interpolation=cv2.INTER_AREA)
+        original = load_rgb(self.required_files(name)[0])
         masks = {}
         for part in CELEBA_PARTS:
             path = self.part_mask_path(name, part)
             if path.is_file():  # CelebAMask-HQ has no file for a part the face does not show
-                masks[part] = cv2.resize(load_mask(path).astype("uint8"), size, interpolation=cv2.INTER_NEAREST) > 0
-        return Loaded(rgb=rgb.transpose(2, 0, 1), condition=celeba_edge_map(rgb, masks))
+                masks[part] = load_mask(path)
+        # The condition from the photo and masks resized as CoCosNet resizes them (PIL bilinear / nearest);
+        # the ground truth with area averaging, the resize the runtime applies to a user's photo.
+        rgb = cv2.resize(original, size, interpolation=cv2.INTER_AREA)
+        return Loaded(rgb=rgb.transpose(2, 0, 1), condition=celeba_edge_map_resized(original, masks, size))
 
     def _image_id(self, name: str) -> int:
         stem = Path(name).stem

@@ -8,7 +8,7 @@
       deepfashion_self_pair.txt                              (optional: other views of the same garment)
 
 The pose map is drawn at the photo's own size, then resized to load size (skeleton colours nearest,
-distance maps bilinear) and cropped, as CoCosNet does. No flip by default: a mirrored pose map would
+distance maps as uint8 with PIL's bilinear) and cropped, as CoCosNet does (`pose_map_resized`). No flip by default: a mirrored pose map would
 swap the colours of left and right limbs.
 
 Self pairs (CoCosNet's `--video_like`, used by its DeepFashion command together with
@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from mclrt.runtime.inputs.conditions import POSE_CHANNELS, load_rgb, pose_map, read_candidate_subset
+from mclrt.runtime.inputs.conditions import POSE_CHANNELS, load_rgb, pose_map_resized, read_candidate_subset
 from mclrt.runtime.errors import UserError
 from mclrt.training.data.lists import ReferenceList, read_reference_list, read_split_list
 from mclrt.training.data.paired import Loaded, PairedDataConfig, PairedDataset
@@ -75,12 +75,10 @@ class DeepFashionDataset(PairedDataset):
     def load(self, name: str) -> Loaded:
         image_path, candidate_path, subset_path = self.required_files(name)
         rgb = load_rgb(image_path)
-        pose = pose_map(read_candidate_subset(candidate_path, subset_path), rgb.shape[:2])
         size = (self.load_size, self.load_size)
-        skeleton = cv2.resize(pose[:3].transpose(1, 2, 0), size, interpolation=cv2.INTER_NEAREST).transpose(2, 0, 1)
-        distances = cv2.resize(pose[3:].transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+        # Drawn at the photo's size, resized as CoCosNet does (PIL nearest / bilinear of uint8 maps).
+        condition = pose_map_resized(read_candidate_subset(candidate_path, subset_path), rgb.shape[:2], size)
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        condition = np.ascontiguousarray(np.concatenate([skeleton, distances]), dtype=np.float32)
         return Loaded(rgb=rgb.transpose(2, 0, 1), condition=condition)
 
     def pseudo_pair_partner(self, name: str, rng: np.random.Generator) -> str | None:
