@@ -33,7 +33,7 @@ def bench(
     from mclrt.runtime.threads import cap_threads
 
     threads = cap_threads(threads)
-    if profile and resolve_backend(backend) is not Backend.ort:
+    if profile and resolve_backend(backend) != Backend.ort.value:
         raise UserError("--profile reads ONNX Runtime's profiler: use it with --backend ort")
     from mclrt.runtime.jetson import telemetry
 
