@@ -431,3 +431,33 @@ def test_a_bug_ends_in_its_own_traceback_once_not_a_crash_of_the_handler():
     assert done.returncode == 1
     assert done.stderr.count("Traceback") == 1 and done.stderr.strip().endswith("ZeroDivisionError: a bug"), done.stderr
     assert "AttributeError" not in done.stderr
+
+
+# --- the same corpus under --json: a program reads each failure as one JSON object ----------------------
+
+
+def _json_cases(ws: Path, tmp: Path, read_only: Path) -> dict[str, tuple[list, int, str]]:
+    """(argv, exit code, a name the error must carry) for every one-line error case above."""
+    cases = {f"read-only {name}": (make(ws, read_only / "out"), 2, str(read_only / "out")) for name, make in READ_ONLY_COMMANDS.items()}
+    bad = {"bomb.png": ["--cond", ws / "bomb.png", "--exemplar", ws / "exemplar.png"],
+           "garbage.jpg": ["--cond", ws / "conds", "--exemplar", ws / "garbage.jpg"],
+           "truncated.png": ["--cond", ws / "truncated.png", "--exemplar", ws / "exemplar.png"]}
+    for name, args in bad.items():
+        cases[f"bad {name}"] = (["infer", "--model", ws / "model", *args, "--out", tmp / "out"], 2, name)
+    cases["garbage video"] = (["video", "--model", ws / "model", "--source", ws / "garbage.avi", "--exemplar", ws / "exemplar.png",
+                               "--out", tmp / "out.avi"], 2, "garbage.avi")
+    for name, (args, problem) in _overlap_cases(ws, tmp).items():
+        cases[name] = (args, 2, problem)
+    return cases
+
+
+def test_every_error_of_the_corpus_is_one_json_object_under_json(ws, tmp_path, read_only, capsys, inputs_unchanged):
+    for name, (args, expected, named) in _json_cases(ws, tmp_path, read_only).items():
+        code, out, err = run_in_process(capsys, *args, "--json")
+        assert_one_error(code, err, expected, named)
+        lines = [line for line in out.splitlines() if line.strip()]
+        assert len(lines) == 1, (name, out)
+        report = json.loads(lines[0])
+        assert set(report) == {"error", "file", "exit_code"} and report["exit_code"] == expected == code, (name, report)
+        assert named in report["error"] or named in str(report["file"]), (name, report)
+        assert not (tmp_path / "out").exists() and not (tmp_path / "out.avi").exists(), name
