@@ -93,6 +93,16 @@ class Runner(BaseRunner, metaclass=abc.ABCMeta):
         return self.inference_time
 
     # --- Polygraphy's life cycle, implemented by mclrt's -----------------------------------------
+    # Activating an active runner, or deactivating an inactive one, does nothing -- quietly: Polygraphy
+    # logs a warning line for each, and a pipeline that failed half-way through activation deactivates both.
+    def activate(self) -> None:
+        if not self.is_active:
+            super().activate()
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            super().deactivate()
+
     def activate_impl(self) -> None:
         self._activate()
 
