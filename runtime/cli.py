@@ -192,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _click_exceptions():
-    """click's exception module: typer >= 0.25 vendors click as typer._click instead of depending on it."""
+    """The exception module of the click that typer runs on: typer >= 0.25 vendors its own copy as
+    typer._click, and a separately installed click (mkdocs brings one) is then a different module
+    whose exceptions typer never raises -- so the vendored copy first."""
     try:
-        from click import exceptions
-    except ImportError:
         from typer._click import exceptions
+    except ImportError:  # typer < 0.25 runs on the click package
+        from click import exceptions
     return exceptions
 
 

@@ -24,11 +24,17 @@ import json
 import os
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
+
+# Triton's stub provides `triton_python_backend_utils`; it is imported in `initialize` (which Triton calls
+# first), so that this file also imports where it is only copied from: mclrt itself, and its tests.
+pb_utils = None
 
 
 class TritonPythonModel:
     def initialize(self, args):
+        global pb_utils
+        import triton_python_backend_utils as pb_utils
+
         import onnxruntime
 
         config = json.loads(args["model_config"])
