@@ -13,7 +13,10 @@ Which photos do what, deterministically:
   its own exemplar (unless the set holds one image).
 
 Every photo is preprocessed once up front and all failures are reported together in one error, before
-anything is written. The arrays are then made again when calibration needs them, one image at a time,
+anything is written -- unless `--continue-on-error`: then each bad photo is reported on its own line
+and left out, the split is made again over the photos that remain (checking any photo it newly picks),
+and the set records how many were skipped (the command exits 3). A photo with transparent pixels is a
+bad photo unless `--alpha flatten` names a colour to put it on. The arrays are then made again when calibration needs them, one image at a time,
 so 512 paper-size label maps (40 MB each) never sit in memory together.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -64,6 +68,12 @@ class CalibrationSet:
     calibration: tuple[CalibrationImage, ...]
     holdout: tuple[CalibrationImage, ...]
     source: str  # what the user passed as --calib
+    skipped: tuple[Path, ...] = ()  # photos left out by --continue-on-error (each reported on its line)
+    alpha: str | None = None  # --alpha flatten's colour; None: transparent photos are refused
+
+    def preprocessor(self, model: ModelDir) -> "Preprocessor":
+        """Reads this set's photos as `collect` checked them (the same --alpha)."""
+        return Preprocessor(model, self.alpha)
 
     @property
     def sha256(self) -> str:
@@ -74,12 +84,13 @@ class CalibrationSet:
     def holdout_sha256(self) -> str:
         return set_sha256(self.holdout)
 
-    def names(self, images: tuple[CalibrationImage, ...]) -> list[str]:
+    def names(self, images: tuple[CalibrationImage, ...] | tuple[Path, ...]) -> list[str]:
         """Paths as the report shows them: relative to --calib when it is a folder."""
+        paths = [item.path if isinstance(item, CalibrationImage) else item for item in images]
         root = Path(self.source)
         if root.is_dir():
-            return [image.path.relative_to(root).as_posix() for image in images]
-        return [str(image.path) for image in images]
+            return [path.relative_to(root).as_posix() for path in paths]
+        return [str(path) for path in paths]
 
 
 def set_sha256(images: tuple[CalibrationImage, ...]) -> str:
@@ -158,56 +169,94 @@ def _condition_files(cond_dir: Path, model: ModelDir) -> dict[str, Path]:
 class Preprocessor:
     """photo (+ condition file) -> Prepared, exactly as `mclrt infer` prepares its inputs."""
 
-    def __init__(self, model: ModelDir):
+    def __init__(self, model: ModelDir, alpha: str | None = None):
         self.model = model
         self.size = model.image_size
+        self.alpha = alpha  # None: pictures with transparent pixels are refused; a colour: flattened onto it
 
     def __call__(self, image: CalibrationImage) -> Prepared:
-        rgb = load_rgb(image.path)
+        rgb = load_rgb(image.path, self.alpha)
         exemplar = photo_to_tensor(resize_photo(rgb, self.size))
         if image.condition_file is not None:
             source = ConditionSource(image.condition_file.stem, image.condition_file)
-            condition = load_condition(source, self.model.condition, self.size)
+            condition = load_condition(source, self.model.condition, self.size, alpha=self.alpha)
         else:
             condition = condition_from_photo(rgb, self.model.condition.extract, self.size, image.path)
         return Prepared(exemplar, condition)
 
 
-def collect(spec: str, model: ModelDir, num: int, holdout: int, cond_dir: Path | None = None, recursive: bool = False) -> CalibrationSet:
-    """Find, split and preprocess-check the photos; any failure is one UserError naming the files."""
+def collect(
+    spec: str,
+    model: ModelDir,
+    num: int,
+    holdout: int,
+    cond_dir: Path | None = None,
+    recursive: bool = False,
+    alpha: str | None = None,
+    continue_on_error: bool = False,
+) -> CalibrationSet:
+    """Find, split and preprocess-check the photos; any failure is one UserError naming the files --
+    or, with `continue_on_error`, one line per bad photo on stderr, and the set is made of the others."""
     if cond_dir is None and model.condition.extract is None:
         raise UserError(
             f"this model's {model.condition.kind} condition cannot be extracted from a photo; "
             "pass --calib-cond DIR with one condition file per photo (same name stem)"
         )
     photos = find_photos(spec, recursive)
-    calibration_indices, holdout_indices = split(len(photos), num, holdout)
+    split(len(photos), num, holdout)  # too few photos for --holdout: said before any photo is read
     conditions = _condition_files(cond_dir, model) if cond_dir is not None else None
-    preprocess = Preprocessor(model)
-    failures: list[tuple[Path, str]] = []
+    preprocess = Preprocessor(model, alpha)
+    failures: dict[int, tuple[Path, str]] = {}  # photo index -> (file, problem)
     images: dict[int, CalibrationImage] = {}
-    for index in sorted(set(calibration_indices) | set(holdout_indices)):
-        path = photos[index]
-        condition_file = None
-        if conditions is not None:
-            condition_file = conditions.get(path.stem)
-            if condition_file is None:
-                failures.append((path, f"no condition file named {path.stem}.* in {cond_dir}"))
-                continue
-        image = CalibrationImage(path, sha256_file(path), condition_file)
+    while True:
+        # Each pass checks the photos the split picks that were not checked yet; with --continue-on-error,
+        # a bad one leaves the pool and the split is made again, so the sets keep their sizes when they can.
+        usable = [i for i in range(len(photos)) if i not in failures]
         try:
-            preprocess(image)
+            calibration_positions, holdout_positions = split(len(usable), num, holdout)
         except UserError as err:
-            failures.append((Path(err.path) if err.path else path, err.problem))
-            continue
-        images[index] = image
-    if failures:
-        raise UserError(_failure_message(failures, len(images) + len(failures)), spec)
+            raise UserError(f"{_failure_message(list(failures.values()), len(photos))}; {err.problem}", spec) from None
+        calibration_indices = [usable[p] for p in calibration_positions]
+        holdout_indices = [usable[p] for p in holdout_positions]
+        new_failures = False
+        for index in sorted(set(calibration_indices) | set(holdout_indices)):
+            if index in images:
+                continue
+            failure = _check_photo(photos[index], conditions, cond_dir, preprocess, images, index)
+            if failure is not None:
+                failures[index] = failure
+                new_failures = True
+                if continue_on_error:
+                    print(f"error: {failure[0]}: {failure[1]} (skipped)", file=sys.stderr, flush=True)
+        if not new_failures:
+            break
+        if not continue_on_error:
+            raise UserError(_failure_message(list(failures.values()), len(images) + len(failures)), spec)
     return CalibrationSet(
         calibration=tuple(images[i] for i in calibration_indices),
         holdout=tuple(images[i] for i in holdout_indices),
         source=spec,
+        skipped=tuple(photos[i] for i in sorted(failures)),
+        alpha=alpha,
     )
+
+
+def _check_photo(
+    path: Path, conditions: dict[str, Path] | None, cond_dir: Path | None, preprocess: Preprocessor, images: dict[int, CalibrationImage], index: int
+) -> tuple[Path, str] | None:
+    """Preprocess one photo as calibration will: None when it works (recorded in `images`), else (file, problem)."""
+    condition_file = None
+    if conditions is not None:
+        condition_file = conditions.get(path.stem)
+        if condition_file is None:
+            return path, f"no condition file named {path.stem}.* in {cond_dir}"
+    image = CalibrationImage(path, sha256_file(path), condition_file)
+    try:
+        preprocess(image)
+    except UserError as err:
+        return (Path(err.path) if err.path else path), err.problem
+    images[index] = image
+    return None
 
 
 # Below this many calibration images, activation ranges describe those photos rather than photos in
@@ -230,7 +279,7 @@ def warn_if_small(cset: CalibrationSet, num: int, spec: str) -> None:
 def _failure_message(failures: list[tuple[Path, str]], total: int) -> str:
     named = "; ".join(f"{path.name}: {problem}" for path, problem in failures[:_FAILURES_NAMED])
     more = f"; and {len(failures) - _FAILURES_NAMED} more" if len(failures) > _FAILURES_NAMED else ""
-    return f"{len(failures)} of {total} photo(s) failed preprocessing (fix or remove them): {named}{more}"
+    return f"{len(failures)} of {total} photo(s) failed preprocessing (fix or remove them, or skip them with --continue-on-error): {named}{more}"
 
 
 # --- the graphs' inputs ----------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ class QuantizeOptions:
     threads: int = 0  # ONNX Runtime intra-op threads (0: one per core)
     recursive: bool = False  # --calib folder: search its subfolders too
     overwrite: bool = False
+    alpha: str | None = None  # --alpha flatten's colour; None: photos with transparent pixels are refused
+    continue_on_error: bool = False  # report and skip bad photos instead of refusing the set
 
     @property
     def encodings(self) -> tuple[Encoding, ...]:
@@ -82,14 +84,16 @@ def quantize_model_dir(options: QuantizeOptions, progress: Callable[[str], None]
     started = time.perf_counter()
     model = _check_inputs(options)
     progress("checking calibration photos")
-    cset = calib_data.collect(options.calib, model, options.num, options.holdout, options.calib_cond, options.recursive)
+    cset = calib_data.collect(
+        options.calib, model, options.num, options.holdout, options.calib_cond, options.recursive, options.alpha, options.continue_on_error
+    )
     calib_data.warn_if_small(cset, options.num, options.calib)
     with tempfile.TemporaryDirectory(prefix="mclrt-quantize-") as work_name, atomic_directory(options.out, options.overwrite) as staging:
         work = Path(work_name)
         prepared, plans = _prepare_graphs(model, work)
         # ModelOpt calibrates by itself; ONNX Runtime's calibration (and the sweep built on it) is for --tool ort.
         ranges = _calibrate(model, cset, prepared, options.method, staging / RANGES_DIR, progress) if options.tool == "ort" else None
-        preprocess = calib_data.Preprocessor(model)
+        preprocess = cset.preprocessor(model)
         held_out = acc.HeldOut.build(cset.holdout, [preprocess(image) for image in cset.holdout])
         progress("FP32 on held-out pairs")
         fp32 = acc.reference(model, held_out, options.threads)
@@ -171,7 +175,7 @@ def _prepare_graphs(model: ModelDir, work: Path) -> tuple[dict[str, Path], dict[
 
 def _calibrate(model, cset, prepared, method, ranges_dir: Path, progress) -> dict[str, Path]:
     ranges_dir.mkdir()
-    preprocess = calib_data.Preprocessor(model)
+    preprocess = cset.preprocessor(model)
     ranges = {graph: ranges_dir / f"{graph}.json" for graph in GRAPHS}
     progress(f"calibrating the exemplar encoder ({method}, {len(cset.calibration)} images)")
     calibrate(prepared["exemplar_encoder"], calib_data.encoder_feeds(cset.calibration, preprocess), method, ranges["exemplar_encoder"])
@@ -254,6 +258,9 @@ def _report(options, model, cset, held_out, quantized_nodes, accuracy, sensitivi
             "holdout_images": cset.names(cset.holdout),
             "holdout_sha256": cset.holdout_sha256,
             "holdout_pairs": len(held_out),
+            # --continue-on-error: photos that failed preprocessing and were left out (the command exits 3)
+            "skipped": len(cset.skipped),
+            "skipped_images": cset.names(cset.skipped),
         },
         "encodings": {
             precision: {

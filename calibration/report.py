@@ -60,7 +60,8 @@ def print_tables(report: Mapping, accuracy: Mapping[str, Accuracy], sweep: Seque
     console = Console()
     recipe, cset = report["recipe"], report["calibration_set"]
     table = Table(
-        title=f"INT8 vs FP32 on {cset['holdout_pairs']} held-out pair(s); {recipe['method']} calibration on {cset['images']} image(s)",
+        title=f"INT8 vs FP32 on {cset['holdout_pairs']} held-out pair(s); {recipe['method']} calibration on {cset['images']} image(s)"
+        + (f" ({cset['skipped']} bad photo(s) skipped)" if cset.get("skipped") else ""),
         title_justify="left",
     )
     table.add_column("images in [0, 1]", no_wrap=True)

@@ -8,11 +8,18 @@ from typing import List, Optional
 
 import typer
 
+from mclrt.runtime.commands.options import ALPHA, ALPHA_COLOUR, Alpha, alpha_background
+
 
 def quantize(
     model: Path = typer.Option(..., "--model", help="FP32 model directory written by `mclrt export`."),
     calib: str = typer.Option(..., "--calib", help="Calibration photos: a folder (top level; --recursive for subfolders) or a glob pattern."),
     recursive: bool = typer.Option(False, "--recursive", help="Also search the subfolders of a --calib folder."),
+    continue_on_error: bool = typer.Option(
+        False, "--continue-on-error", help="Report and skip bad photos, calibrate on the others, and exit with code 3 at the end."
+    ),
+    alpha: Alpha = ALPHA,
+    alpha_colour: str = ALPHA_COLOUR,
     out: Path = typer.Option(..., "--out", help="Output: the INT8 model directory (with --encoding both: a folder holding trt/ and cpu/)."),
     num: int = typer.Option(512, "--num", min=1, help="Calibration images to use (evenly spaced over the sorted photos)."),
     method: str = typer.Option("max", "--method", help="Calibration: max (MinMax), entropy or percentile (99.999)."),
@@ -38,6 +45,7 @@ def quantize(
 
     from mclrt.calibration.quantize import QuantizeOptions, quantize_model_dir, result_summary
     from mclrt.calibration.report import print_tables
+    from mclrt.runtime.errors import EXIT_INCOMPLETE
     from mclrt.runtime.threads import cap_threads
 
     options = QuantizeOptions(
@@ -56,6 +64,8 @@ def quantize(
         threads=cap_threads(threads),
         overwrite=overwrite,
         recursive=recursive,
+        alpha=alpha_background(alpha, alpha_colour),  # a bad colour is one line before any work
+        continue_on_error=continue_on_error,
     )
     status = Console(stderr=True)
     if status.is_terminal:
@@ -63,10 +73,15 @@ def quantize(
             result = quantize_model_dir(options, progress=lambda message: spinner.update(message))
     else:  # a log file or a pipe: one line per step, so a long run shows where it is
         result = quantize_model_dir(options, progress=lambda message: status.print(message, highlight=False))
+    skipped = result.report["calibration_set"]["skipped"]
     if json_output:
         print(json.dumps(result_summary(result)))
-        return
-    print_tables(result.report, result.accuracy, result.sweep)
-    for precision, path in result.model_dirs.items():
-        Console().print(f"{precision}: {path}", highlight=False)
-    Console().print(f"report: {out / 'accuracy.json'}, {out / 'accuracy.png'}", highlight=False)
+    else:
+        print_tables(result.report, result.accuracy, result.sweep)
+        for precision, path in result.model_dirs.items():
+            Console().print(f"{precision}: {path}", highlight=False)
+        Console().print(f"report: {out / 'accuracy.json'}, {out / 'accuracy.png'}", highlight=False)
+        if skipped:
+            status.print(f"{skipped} photo(s) failed preprocessing and were skipped", highlight=False)
+    if skipped:
+        raise SystemExit(EXIT_INCOMPLETE)

@@ -14,17 +14,12 @@ from typing import Optional
 import typer
 
 from mclrt.runtime.backends import Backend
+from mclrt.runtime.commands.options import ALPHA, ALPHA_COLOUR, Alpha, alpha_background
 from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, UserError
-from mclrt.runtime.inputs.image_io import parse_colour
 from mclrt.runtime.inputs.preprocess import Invert
 from mclrt.runtime.inputs.fit import Fit, describe_fit
 from mclrt.runtime.jobs.infer import InferSummary, run_infer
 from mclrt.runtime.threads import cap_threads
-
-
-class Alpha(str, enum.Enum):
-    refuse = "refuse"
-    flatten = "flatten"
 
 
 class Extract(str, enum.Enum):
@@ -62,8 +57,8 @@ def infer(
     invert: Invert = typer.Option(
         Invert.auto, "--invert", help="Edge maps are white lines on black. auto: invert a mostly white map (black lines on white), saying so; yes: always; no: never."
     ),
-    alpha: Alpha = typer.Option(Alpha.refuse, "--alpha", help="Pictures with transparent pixels: refuse, or flatten them onto --alpha-colour."),
-    alpha_colour: str = typer.Option("white", "--alpha-colour", help="The background of --alpha flatten: white, black, grey or #rrggbb."),
+    alpha: Alpha = ALPHA,
+    alpha_colour: str = ALPHA_COLOUR,
     recursive: bool = typer.Option(False, "--recursive", help="Also search the subfolders of a --cond folder (outputs keep the subfolders)."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="auto: the fastest backend that works here."),
     continue_on_error: bool = typer.Option(
@@ -98,8 +93,7 @@ def infer(
     from rich.console import Console
 
     console = Console()
-    if alpha is Alpha.flatten:
-        parse_colour(alpha_colour)  # a bad colour is one line before any work
+    background = alpha_background(alpha, alpha_colour)  # a bad colour is one line before any work
     summary = run_infer(
         model_path=model,
         cond=cond,
@@ -118,7 +112,7 @@ def infer(
         fit=fit.value,
         keep_aspect=keep_aspect,
         invert=invert.value,
-        alpha=alpha_colour if alpha is Alpha.flatten else None,
+        alpha=background,
         save_condition=save_condition,
         recursive=recursive,
     )

@@ -27,6 +27,7 @@ from typing import Optional
 import typer
 
 from mclrt.runtime.backends import Backend
+from mclrt.runtime.commands.options import ALPHA, ALPHA_COLOUR, Alpha, alpha_background
 from mclrt.runtime.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from mclrt.runtime.inputs.fit import Fit
 from mclrt.runtime.inputs.preprocess import Invert
@@ -80,6 +81,8 @@ def video(
     invert: Invert = typer.Option(
         Invert.auto, "--invert", help="Edge frames (--extract none) are white lines on black. auto: invert mostly white frames, saying so once; yes; no."
     ),
+    alpha: Alpha = ALPHA,
+    alpha_colour: str = ALPHA_COLOUR,
     fit: Fit = typer.Option(Fit.crop, "--fit", help="Frames of another aspect ratio than the model's: crop (centre), pad, or stretch."),
     keep_aspect: bool = typer.Option(
         False, "--keep-aspect", help="Write frames at the source's aspect ratio (the first frame's; with --fit pad or stretch)."
@@ -91,6 +94,7 @@ def video(
     from mclrt.runtime.jetson import telemetry
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    background = alpha_background(alpha, alpha_colour)  # a bad colour is one line before any work
     with telemetry.Telemetry() as sampler:  # tegrastats on a Jetson; records nothing elsewhere
         report = run_video(
             model_path=model,
@@ -109,6 +113,7 @@ def video(
             fit=fit.value,
             keep_aspect=keep_aspect,
             invert=invert.value,
+            alpha=background,
         )
     power = telemetry.report(sampler.summary(), report.fps)  # None off a Jetson: the output is unchanged
     if json_report:

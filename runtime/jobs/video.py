@@ -49,11 +49,13 @@ def run_video(
     fit: str = "crop",
     keep_aspect: bool = False,
     invert: str = "auto",
+    alpha: str | None = None,
 ) -> VideoReport:
     """The work of `mclrt video`, callable from Python (video_bench and tests use it).
 
     Checks everything it can before creating the output: the output's name, the source (it must
-    yield at least one readable frame), the model, the --extract choice and the exemplar.
+    yield at least one readable frame), the model, the --extract choice and the exemplar. `alpha`: None
+    refuses pictures with transparent pixels (frames of a folder, the exemplar), a colour flattens them.
     """
     from rich.console import Console
 
@@ -65,12 +67,12 @@ def run_video(
         given = [model_path, exemplar_path, *([exemplar_cond] if exemplar_cond else [])]
         given += [source_spec] if Path(source_spec).exists() else []
         check_output_location(out, given)
-    with open_source(source_spec, raw_size) as source:
+    with open_source(source_spec, raw_size, alpha) as source:
         model = load_model_dir(model_path)
         spec, image_size = model.condition, model.image_size
         how = extract or spec.extract or "none"
         make_condition = condition_maker(spec, image_size, how, fit, invert)
-        translator = Translator(model, backend, threads=threads, extract=how, fit=fit, invert=invert)
+        translator = Translator(model, backend, threads=threads, extract=how, fit=fit, invert=invert, alpha=alpha)
         with translator:
             start = time.perf_counter()
             style = translator.encode(exemplar_path, exemplar_cond)

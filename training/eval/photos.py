@@ -64,16 +64,17 @@ def centre_crop_to_aspect(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_photos(
-    spec: str, size: tuple[int, int], recursive: bool = False, failed: list[str] | None = None
+    spec: str, size: tuple[int, int], recursive: bool = False, failed: list[str] | None = None, alpha: str | None = None
 ) -> list[EvalPhoto]:
     """Every photo, read and checked against the input limits every command shares (runtime/inputs/limits.py).
 
     A bad photo stops with its one-line error, unless `failed` is given (--continue-on-error): then its
-    line is printed and appended there, and the others are returned."""
+    line is printed and appended there, and the others are returned. `alpha`: None refuses photos with
+    transparent pixels; a colour (--alpha flatten --alpha-colour) flattens them onto it."""
     photos = []
     for name, path in find_photos(spec, recursive):
         try:
-            rgb = load_rgb(path)
+            rgb = load_rgb(path, alpha)
             check_input_size(rgb.shape[:2], size, path, "crop", "photo")
             window = centre_crop_to_aspect(rgb, size)
         except UserError as err:
