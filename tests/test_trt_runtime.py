@@ -132,8 +132,8 @@ def test_runner_activation_without_a_gpu_is_a_user_error(tmp_path):
 def test_modules_import_without_torch_tensorrt_triton_or_cuda():
     modules = [
         "mclrt.runtime.trt." + name
-        for name in ("compat", "plugin", "fp16", "layer_report", "builder", "cache", "device", "logger", "runner", "backend", "compare")
-    ] + ["mclrt.runtime.commands." + name for name in ("compare", "doctor", "engine")] + ["mclrt.runtime.inputs.feeds"]
+        for name in ("compat", "plugin", "fp16", "layer_report", "builder", "cache", "device", "logger", "runner", "backend")
+    ] + ["mclrt.runtime.commands." + name for name in ("compare", "doctor", "engine")] + ["mclrt.runtime.inputs.feeds", "mclrt.runtime.compare"]
     script = (
         "import json, sys\n"
         f"for m in {modules!r}: __import__(m)\n"
