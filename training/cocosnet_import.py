@@ -14,6 +14,11 @@ mapping of names to tensors, a missing or an extra key, a shape that differs (wi
 file does fit, when it fits another preset), spectral norm saved by torch < 1.1 (`weight_orig` and
 `weight_u` without `weight_v`), and NaN or Inf weights. Never upstream's silent partial load.
 
+Optionally upstream's discriminator, `<epoch>_net_D.pth` where present (`convert_discriminator`): its
+MultiscaleDiscriminator is mclrt's layer for layer; CoCosNet's extra heads are dropped and named,
+mclrt parameters it lacks start fresh and are named, and it is refused on the same grounds as the two
+networks above. It becomes discriminator.safetensors, which `mclrt train --init-from` loads.
+
 Output: a checkpoint folder `mclrt export` reads (model.safetensors + meta.json, training/checkpoint.py's
 format) whose meta.json carries the provenance: the upstream files' names and SHA-256, the upstream
 option set they correspond to, and the architecture "CoCosNet (no SCM, no MCL)".
@@ -422,8 +427,9 @@ def import_cocosnet(
     from mclrt.training.checkpoint import FORMAT, FORMAT_VERSION
 
     config = model_config(preset, overrides)
-    state = convert(files, preset, overrides)
+    # netD first: it is the small file (27 MB against netCorr + netG's 600 MB at ADE20K), so a wrong one fails fast
     d_import = convert_discriminator(discriminator, preset, overrides) if discriminator is not None else None
+    state = convert(files, preset, overrides)
     source = provenance(files, preset, (discriminator, d_import) if d_import is not None else None)
     with atomic_directory(out, overwrite=overwrite) as building:
         model_file = building / "model.safetensors"
