@@ -96,3 +96,33 @@ def test_train_runs_a_step_from_an_imported_style_checkpoint_with_scm_and_mcl_on
     assert json.loads(out.strip().splitlines()[-1])["step"] == 1
     assert "weights only, fresh optimizers, step 0" in err and "new parameters, starting from their initialization: corr.scm.fc.weight, corr.scm.fc.bias" in err
     assert "discriminator: from the checkpoint" in err
+
+
+def test_an_import_with_upstreams_net_d_loads_it(tmp_path):
+    """`mclrt import cocosnet` found a net_D.pth: the run's discriminator is upstream's (no "fresh" line),
+    and one that lacks some of mclrt's parameters names them."""
+    from cocosnet_fixtures import D_REDUCED, save_upstream
+    from safetensors.torch import load_file
+
+    up = write_upstream_dir(tmp_path / "upstream", "ade20k", discriminator=True)
+    checkpoint = import_cocosnet(upstream_files(up, None, None), "paper-ade20k", tmp_path / "ck", overrides=D_REDUCED,
+                                 discriminator=up / "latest_net_D.pth")
+    said = []
+    cfg = model_config("paper-ade20k", D_REDUCED)
+    nets = build_networks(cfg, seed=5)
+    init_from_checkpoint(checkpoint, cfg, nets["model"], nets["discriminator"], said.append)
+    assert said[-1] == "discriminator: from the checkpoint (latest_net_D.pth)"
+    assert not any("fresh (" in line for line in said)
+    state = load_file(str(checkpoint / "discriminator.safetensors"))
+    assert set(state) == set(nets["discriminator"].state_dict())
+    assert all(torch.equal(nets["discriminator"].state_dict()[k], v) for k, v in state.items())
+
+    partial = torch.load(up / "latest_net_D.pth", weights_only=True)
+    save_upstream(type(partial)((k, v) for k, v in partial.items() if not k.startswith("discriminator_1.attn.")), tmp_path / "partial.pth")
+    checkpoint = import_cocosnet(upstream_files(up, None, None), "paper-ade20k", tmp_path / "ck2", overrides=D_REDUCED,
+                                 discriminator=tmp_path / "partial.pth")
+    nets = build_networks(cfg, seed=5)
+    said.clear()
+    init_from_checkpoint(checkpoint, cfg, nets["model"], nets["discriminator"], said.append)
+    assert said[-1].startswith("discriminator: from the checkpoint (partial.pth); not in it, starting fresh: scales.1.layers.3.0.gamma, ")
+    assert float(nets["discriminator"].scales[1].layers[3][0].gamma.detach()) == 0.0  # fresh attention is the identity
