@@ -9,6 +9,11 @@ the one recipe both sides use: the fixture script loaded these exact tensors int
 (strictly), and the tests save them as upstream does (`torch.save` of an OrderedDict with spectral
 norm's `weight_orig/_u/_v`) and import them. No upstream code is in this repository.
 
+`upstream_d_layout.json` and `d_parity.npz` do the same for upstream's discriminator (netD, built by
+upstream's TrainOptions from the README's training commands): its layout at paper size (ndf 64) and at
+ndf 8, and at ndf 8 its features 3 (after the attention block) and 4 (the logits) of both scales on the
+parity fixture's condition and exemplar, with weights `upstream_state(layout, seed=2)`.
+
 How the fixtures were made: docs/cocosnet.md, "How parity was checked".
 """
 
@@ -26,6 +31,10 @@ LAYOUT = FIXTURES / "upstream_layout.json"
 PARITY = FIXTURES / "parity.npz"
 DATASETS = {"ade20k": "paper-ade20k", "celebahqedge": "paper-celebahq-edge", "deepfashion": "paper-deepfashion"}
 REDUCED = {"ngf": 8, "image_size": 128}  # the parity fixture's size (mclrt overrides)
+D_LAYOUT = FIXTURES / "upstream_d_layout.json"
+D_PARITY = FIXTURES / "d_parity.npz"
+D_REDUCED = {**REDUCED, "ndf": 8}  # the discriminator parity fixture's size
+D_SEED = 2
 
 
 def layouts() -> dict:
@@ -83,13 +92,30 @@ def save_upstream(state: "OrderedDict[str, torch.Tensor]", path: Path) -> Path:
     return path
 
 
-def write_upstream_dir(folder: Path, dataset: str, size: str = "reduced", seed: int = 0, epoch: str = "latest") -> Path:
-    """`folder/<epoch>_net_Corr.pth` and `_net_G.pth` of random weights in upstream's layout."""
+def d_layouts() -> dict:
+    return json.loads(D_LAYOUT.read_text())
+
+
+def write_upstream_dir(
+    folder: Path, dataset: str, size: str = "reduced", seed: int = 0, epoch: str = "latest", discriminator: bool = False
+) -> Path:
+    """`folder/<epoch>_net_Corr.pth` and `_net_G.pth` of random weights in upstream's layout (and
+    `_net_D.pth`, the discriminator with the parity fixture's weights, where `discriminator`; at the
+    reduced size its ndf is 8: import it with D_REDUCED)."""
     folder.mkdir(parents=True, exist_ok=True)
     layout = layouts()[size][dataset]
     save_upstream(upstream_state(layout["Corr"], seed), folder / f"{epoch}_net_Corr.pth")
     save_upstream(upstream_state(layout["G"], seed + 1), folder / f"{epoch}_net_G.pth")
+    if discriminator:
+        save_upstream(upstream_state(d_layouts()[size][dataset], D_SEED), folder / f"{epoch}_net_D.pth")
     return folder
+
+
+def d_parity_outputs(dataset: str) -> dict[str, np.ndarray]:
+    """Upstream netD's outputs at ndf 8 on `parity_inputs(dataset)`: `scale<s>/feature<i>`, i in 3, 4."""
+    data = np.load(D_PARITY)
+    prefix = f"{dataset}/"
+    return {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
 
 
 def parity_inputs(dataset: str) -> dict[str, np.ndarray]:

@@ -6,6 +6,9 @@ facts and outputs computed once with microsoft/CoCosNet's own code (tests/cocosn
 - parity: upstream-format files of seeded random weights (reduced size: ngf 8, 128 px) go through the
   importer and `export_model_dir`, and ONNX Runtime reproduces upstream's image and warped exemplar;
 - hostile files: one line naming the file and the first offending key, exit 2, nothing written;
+- the optional discriminator (netD): its key map against upstream's layout at paper size, its outputs
+  against upstream's at ndf 8, the command's pick-up of `<epoch>_net_D.pth` / `--discriminator`, and
+  hostile netD files;
 - paper size end to end (slow): import → export → infer → TensorRT-RTX engine build on the CPU.
 """
 
@@ -25,7 +28,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from cocosnet_fixtures import DATASETS, REDUCED, layouts, parity_inputs, parity_outputs, save_upstream, upstream_state, write_upstream_dir
+from cocosnet_fixtures import (
+    D_REDUCED, DATASETS, REDUCED, d_layouts, d_parity_outputs, layouts, parity_inputs, parity_outputs, save_upstream, upstream_state,
+    write_upstream_dir,
+)
 from mclrt.runtime.cli import main
 from mclrt.runtime.errors import UserError
 from mclrt.training.cocosnet_import import ARCHITECTURE, import_cocosnet, model_config, rename_key, upstream_files
@@ -232,6 +238,158 @@ def test_refusals_that_need_the_files_shapes(tmp_path, reduced_upstream):
     assert code == 2 and "latest_net_Corr.pth: no such file" in err
     code, err = _run("import", "cocosnet", reduced_upstream, "--preset", "paper-cityscapes", "--out", tmp_path / "none")
     assert code == 2 and "--preset must be one of" in err
+
+
+# --- the discriminator (optional) ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_d_key_map_at_paper_size_everything_but_cocosnets_heads_maps(dataset):
+    from mclrt.training.cocosnet_import import rename_d_key
+    from mclrt.training.networks import MultiscaleDiscriminator
+
+    facts = d_layouts()
+    cfg = model_config(DATASETS[dataset])
+    with torch.device("meta"):
+        disc = MultiscaleDiscriminator(cfg)
+    ours = {k: tuple(v.shape) for k, v in disc.state_dict().items()}
+    mapped, dropped = {}, []
+    for key, shape in facts["paper"][dataset]:
+        name = rename_d_key(key, cfg.n_layers_d, cfg.use_attention)
+        if name is None:
+            dropped.append(key)
+        else:
+            assert name not in mapped, key  # nothing collapses
+            mapped[name] = tuple(shape)
+    assert mapped == ours  # every mclrt tensor has its upstream one, same shape: nothing starts fresh
+    assert dropped and all(".dec." in k for k in dropped)  # only the segmentation decoder its forward never calls
+    count = lambda keys: sum(int(np.prod(s)) for k, s in facts["paper"][dataset] if k in keys and not k.endswith(("weight_u", "weight_v")))
+    assert count(set(dropped)) == facts["heads"][dataset]
+    assert facts["parameters"][dataset] - facts["heads"][dataset] == sum(p.numel() for p in disc.parameters())
+    if dataset == "ade20k":
+        assert (facts["parameters"][dataset], facts["heads"][dataset]) == (6_862_194, 861_422)
+
+
+def test_d_options_of_the_readme_training_commands_are_the_presets():
+    for dataset, opt in d_layouts()["options"].items():
+        cfg = model_config(DATASETS[dataset])
+        assert (opt["netD"], opt["netD_subarch"], opt["norm_D"], opt["D_cam"], opt["eqlr_sn"], opt["no_ganFeat_loss"]) == (
+            "multiscale", "n_layer", "spectralinstance", 0.0, False, False)
+        assert (opt["num_D"], opt["n_layers_D"], opt["ndf"], opt["use_attention"]) == (cfg.num_d, cfg.n_layers_d, cfg.ndf, cfg.use_attention)
+        assert opt["semantic_nc"] == cfg.label_nc and opt["output_nc"] == 3
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_imported_d_gives_upstreams_d_outputs(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from mclrt.training.networks import MultiscaleDiscriminator
+
+    up = write_upstream_dir(tmp_path / "up", dataset, discriminator=True)
+    checkpoint = import_cocosnet(upstream_files(up, None, None), DATASETS[dataset], tmp_path / "ck", overrides=D_REDUCED,
+                                 discriminator=up / "latest_net_D.pth")
+    disc = MultiscaleDiscriminator(model_config(DATASETS[dataset], D_REDUCED))
+    disc.load_state_dict(load_file(str(checkpoint / "discriminator.safetensors")), strict=True)  # complete: nothing fresh
+    disc.eval()
+    x = parity_inputs(dataset)
+    with torch.no_grad():
+        outputs = disc(torch.from_numpy(x["condition"]), torch.from_numpy(x["exemplar"]))
+    assert [len(o) for o in outputs] == [5, 5]  # every intermediate, as upstream's feature matching reads them
+    want = d_parity_outputs(dataset)
+    errors = {k: float(np.abs(outputs[int(k[5])][int(k[-1])].numpy() - v).max()) for k, v in want.items()}
+    print(f"{dataset}: discriminator vs upstream max abs error {max(errors.values()):.2e}")
+    assert len(errors) == 4 and max(errors.values()) <= 1e-5, errors
+    assert float(np.abs(want["scale0/feature4"]).std()) > 0.1
+
+
+@pytest.fixture
+def reduced_import_cli(monkeypatch):
+    """The command at the reduced size (the files at paper size are 600 MB): every preset gets D_REDUCED."""
+    import mclrt.training.cocosnet_import as importer
+
+    original = importer.model_config
+    monkeypatch.setattr(importer, "model_config", lambda preset, overrides=None: original(preset, {**D_REDUCED, **(overrides or {})}))
+
+
+def test_cli_picks_up_net_d_and_records_what_mapped(tmp_path, capsys, reduced_import_cli):
+    import hashlib
+
+    from mclrt.training.checkpoint import read_meta
+
+    up = write_upstream_dir(tmp_path / "up", "deepfashion", epoch="90", discriminator=True)
+    assert main(["import", "cocosnet", str(up), "--epoch", "90", "--preset", "paper-deepfashion", "--out", str(tmp_path / "ck")]) == 0
+    out = capsys.readouterr().out
+    assert "discriminator: 90_net_D.pth mapped, 52 tensors" in out
+    assert "dropped CoCosNet's heads with no mclrt counterpart: discriminator_0.dec.*, discriminator_1.dec.* (22 tensors, 13,576 parameters)" in out
+    assert "start fresh" not in out
+    meta = read_meta(tmp_path / "ck")
+    d = meta["imported_from"]["discriminator"]
+    assert d["file"] == "90_net_D.pth" and d["sha256"] == hashlib.sha256((up / "90_net_D.pth").read_bytes()).hexdigest()
+    assert d["fresh"] == [] and d["mapped_parameters"] == 96_532 and "discriminator.safetensors" in meta["files"]
+    assert set(meta["imported_from"]["files"]) == {"netCorr", "netG"}  # the exported model holds no D
+
+    # --discriminator FILE from elsewhere; a D without attention: its attention starts fresh (γ = 0: identity)
+    elsewhere = tmp_path / "d" / "mine.pth"
+    elsewhere.parent.mkdir()
+    state = torch.load(up / "90_net_D.pth", weights_only=True)
+    save_upstream(OrderedDict((k, v) for k, v in state.items() if ".attn." not in k), elsewhere)
+    code = main(["import", "cocosnet", "--corr", str(up / "90_net_Corr.pth"), "--generator", str(up / "90_net_G.pth"),
+                 "--discriminator", str(elsewhere), "--preset", "paper-deepfashion", "--out", str(tmp_path / "ck2")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "discriminator: not in mine.pth, start fresh: scales.0.layers.3.0.gamma, scales.0.layers.3.0.theta.parametrizations.weight.original" in out
+    assert read_meta(tmp_path / "ck2")["imported_from"]["discriminator"]["fresh_parameters"] == 2 * (1 + 2 * 4 * 32 + 16 * 32 + 32 * 16)  # γ, θ, φ, g, o on 32 channels (ndf 8)
+
+    # no net_D.pth: said in one line, no discriminator.safetensors
+    (up / "90_net_D.pth").unlink()
+    assert main(["import", "cocosnet", str(up), "--epoch", "90", "--preset", "paper-deepfashion", "--out", str(tmp_path / "ck3")]) == 0
+    assert "discriminator: none (no 90_net_D.pth in" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "ck3").iterdir()) == ["meta.json", "model.safetensors"]
+
+
+def test_hostile_net_d_one_line_exit_2_nothing_written(tmp_path, reduced_import_cli):
+    up = write_upstream_dir(tmp_path / "up", "ade20k", discriminator=True)
+    good = torch.load(up / "latest_net_D.pth", weights_only=True)
+    cases: dict[str, tuple[Path, str]] = {}
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "PWNED"),))
+
+    (tmp_path / "code.pth").write_bytes(pickle.dumps({"discriminator_0.model0.0.weight": Boom()}))
+    cases["pickle with code"] = (tmp_path / "code.pth", "refused to unpickle")
+    (tmp_path / "notes.pth").write_text("not weights\n")
+    cases["not a checkpoint"] = (tmp_path / "notes.pth", "not a readable PyTorch checkpoint")
+    data = (up / "latest_net_D.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    cases["truncated"] = (tmp_path / "cut.pth", "not a readable PyTorch checkpoint")
+    nan = OrderedDict(good)
+    nan["discriminator_1.model4.0.bias"] = torch.tensor([float("nan")])
+    save_upstream(nan, tmp_path / "nan.pth")
+    cases["NaN"] = (tmp_path / "nan.pth", "discriminator_1.model4.0.bias: holds NaN or Inf values")
+    save_upstream(upstream_state(d_layouts()["reduced"]["celebahqedge"], 2), tmp_path / "celeba.pth")
+    cases["another dataset"] = (tmp_path / "celeba.pth", "discriminator_0.model0.0.weight: shape (8, 18, 4, 4), paper-ade20k expects (8, 154, 4, 4); the file fits paper-celebahq-edge")
+    wide = OrderedDict(good)
+    wide["discriminator_0.model2.0.0.weight_orig"] = torch.zeros(32, 16, 3, 3)
+    save_upstream(wide, tmp_path / "wide.pth")
+    cases["wrong shape"] = (tmp_path / "wide.pth", "discriminator_0.model2.0.0.weight_orig: shape (32, 16, 3, 3), paper-ade20k expects (32, 16, 4, 4)")
+    save_upstream(OrderedDict((f"module.{k}", v) for k, v in good.items()), tmp_path / "module.pth")
+    cases["DataParallel prefix"] = (tmp_path / "module.pth", "module.discriminator_0.attn.gamma: unexpected key for CoCosNet's netD")
+    cases["netG's file as netD"] = (up / "latest_net_G.pth", "unexpected key for CoCosNet's netD of paper-ade20k (this looks like netG's file)")
+    old = OrderedDict((k[: -len("_v")] if k.endswith("weight_v") else k, v) for k, v in good.items())
+    save_upstream(old, tmp_path / "old.pth")
+    cases["pre-1.1 spectral norm"] = (tmp_path / "old.pth", "spectral norm saved by PyTorch < 1.1")
+    save_upstream(OrderedDict((k, v) for k, v in good.items() if ".dec." in k), tmp_path / "heads.pth")
+    cases["only heads"] = (tmp_path / "heads.pth", "holds no tensor of CoCosNet's netD")
+    for name, (d_file, words) in cases.items():
+        out = tmp_path / f"out-{name.replace(' ', '_')}"
+        code, err = _run("import", "cocosnet", up, "--discriminator", d_file, "--preset", "paper-ade20k", "--out", out)
+        assert code == 2, (name, err)
+        assert err.count("\n") == 1 and str(d_file) in err and words in err, (name, err)
+        assert "Traceback" not in err and not out.exists(), name
+    assert not (tmp_path / "PWNED").exists()
+    code, err = _run("import", "cocosnet", up, "--discriminator", tmp_path / "absent.pth", "--preset", "paper-ade20k", "--out", tmp_path / "x")
+    assert code == 2 and "absent.pth: no such file" in err
 
 
 # --- paper size, end to end --------------------------------------------------------------------------------------

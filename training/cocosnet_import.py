@@ -14,6 +14,11 @@ mapping of names to tensors, a missing or an extra key, a shape that differs (wi
 file does fit, when it fits another preset), spectral norm saved by torch < 1.1 (`weight_orig` and
 `weight_u` without `weight_v`), and NaN or Inf weights. Never upstream's silent partial load.
 
+Optionally upstream's discriminator, `<epoch>_net_D.pth` where present (`convert_discriminator`): its
+MultiscaleDiscriminator is mclrt's layer for layer; CoCosNet's extra heads are dropped and named,
+mclrt parameters it lacks start fresh and are named, and it is refused on the same grounds as the two
+networks above. It becomes discriminator.safetensors, which `mclrt train --init-from` loads.
+
 Output: a checkpoint folder `mclrt export` reads (model.safetensors + meta.json, training/checkpoint.py's
 format) whose meta.json carries the provenance: the upstream files' names and SHA-256, the upstream
 option set they correspond to, and the architecture "CoCosNet (no SCM, no MCL)".
@@ -112,10 +117,123 @@ def rename_key(network: str, key: str) -> str:
     else:
         raise ValueError(network)
     key = _PADDED.sub(lambda m: f".{m.group(1)}.1.", key)
+    return prefix + _rename_spectral_norm(key)
+
+
+def _rename_spectral_norm(key: str) -> str:
+    """Old-style spectral norm's `weight_orig/_u/_v` → the parametrization's `original/_u/_v`."""
     head, _, last = key.rpartition(".")
-    if last in _SN:
-        key = f"{head}.{_SN[last]}"
-    return prefix + key
+    return f"{head}.{_SN[last]}" if last in _SN else key
+
+
+# --- the discriminator (optional) ------------------------------------------------------------------------
+#
+# Upstream's MultiscaleDiscriminator (--netD multiscale, --num_D 2, --n_layers_D 4, --ndf 64,
+# --norm_D spectralinstance, --use_attention in all three README training commands) is mclrt's
+# MultiscaleDiscriminator layer for layer: per scale `discriminator_<i>.model0` (plain conv),
+# `model1..model<n-1>` (spectral-norm conv + instance norm), `attn` (applied before model<n-1>),
+# `model<n>` (plain conv to the logits). What upstream has beyond that are CoCosNet's heads: `dec`,
+# a segmentation decoder that every upstream NLayerDiscriminator builds but whose forward never calls
+# (861,422 parameters at ADE20K), and with --D_cam > 0 the CAM head `gap_fc/gmp_fc/conv1x1` (not in the
+# README's commands). Those are dropped and named; any other key is refused.
+
+D_HEADS = {"dec": "segmentation decoder, unused by upstream's forward", "gap_fc": "--D_cam head", "gmp_fc": "--D_cam head", "conv1x1": "--D_cam head"}
+_D_KEY = re.compile(r"^discriminator_(\d+)\.(.+)$")
+
+
+def rename_d_key(key: str, n_layers_d: int, use_attention: bool) -> str | None:
+    """Upstream netD key → mclrt MultiscaleDiscriminator key; None for CoCosNet's heads (dropped). A key
+    of no known form comes back unchanged (and then is no key of mclrt's: refused as unexpected)."""
+    match = _D_KEY.match(key)
+    if match is None:
+        return key
+    scale, rest = match.groups()
+    module = rest.split(".", 1)[0]
+    if module in D_HEADS:
+        return None
+    last_mid = n_layers_d - 1  # the SN conv that attention precedes
+    if module == "attn":
+        rest = f"layers.{last_mid}.0." + rest.split(".", 1)[1]
+    elif (layer := re.match(r"^model(\d+)\.(.+)$", rest)) is not None:
+        k, tail = int(layer.group(1)), layer.group(2)
+        if k == 0:
+            rest = f"layers.0.{tail}"  # model0.0.weight → layers.0.0.weight
+        elif k < n_layers_d and tail.startswith("0.0."):
+            rest = f"layers.{k}.{1 if (use_attention and k == last_mid) else 0}.{tail[4:]}"
+        elif k == n_layers_d and tail.startswith("0."):
+            rest = f"layers.{k}.{tail[2:]}"
+        else:
+            return key
+    else:
+        return key
+    return _rename_spectral_norm(f"scales.{scale}.{rest}")
+
+
+@dataclass(frozen=True)
+class DiscriminatorImport:
+    state: dict[str, torch.Tensor]  # mclrt keys → tensors (what maps)
+    dropped: list[str]  # upstream keys with no mclrt counterpart (CoCosNet's heads)
+    dropped_parameters: int
+    fresh: list[str]  # mclrt discriminator parameters upstream does not have (start from their initialization)
+    fresh_parameters: int
+    mapped_parameters: int
+
+
+def _expected_d_layout(preset: str, overrides: dict[str, Any] | None) -> dict[str, tuple[int, ...]]:
+    from mclrt.training.networks import MultiscaleDiscriminator
+
+    with torch.device("meta"):
+        disc = MultiscaleDiscriminator(model_config(preset, overrides))
+    return {k: tuple(v.shape) for k, v in disc.state_dict().items()}
+
+
+def convert_discriminator(path: Path, preset: str, overrides: dict[str, Any] | None = None) -> DiscriminatorImport:
+    """Read and check upstream's netD file and map it onto mclrt's discriminator as far as it maps:
+    heads dropped (named), missing mclrt parameters fresh (named); anything else wrong is refused."""
+    cfg = model_config(preset, overrides)
+    expected = _expected_d_layout(preset, overrides)
+    state = read_state_dict(path)
+    _check_spectral_norm_layout(state, path)
+    names = {key: rename_d_key(key, cfg.n_layers_d, cfg.use_attention) for key in state}
+    for key, name in names.items():
+        if name is not None and name not in expected:
+            others = [n for n in ("Corr", "G") if rename_key(n, key) in _expected_layouts(preset, overrides)]
+            hint = f" (this looks like net{others[0]}'s file)" if others else ""
+            raise UserError(f"{key}: unexpected key for CoCosNet's netD of {preset}{hint}", path)
+    mapped = {name: key for key, name in names.items() if name is not None}
+    if not mapped:
+        raise UserError(f"holds no tensor of CoCosNet's netD (only {len(state)} head tensors)" if state else "holds no tensors", path)
+    for name, key in mapped.items():
+        if tuple(state[key].shape) != expected[name]:
+            fitting = next((p for p in PRESETS if p != preset and all(
+                tuple(state[k].shape) == _expected_d_layout(p, overrides).get(n) for n, k in mapped.items())), None)
+            fits = f"; the file fits {fitting} (a discriminator of another dataset)" if fitting else ""
+            raise UserError(f"{key}: shape {tuple(state[key].shape)}, {preset} expects {expected[name]}{fits}", path)
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise UserError(f"{key}: holds {tensor.dtype} values, expected floating point", path)
+        if not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{key}: holds NaN or Inf values", path)
+    converted = {name: state[key].to(torch.float32).contiguous() for name, key in mapped.items()}
+    dropped = [key for key, name in names.items() if name is None]
+    fresh = [k for k in expected if k not in converted and not k.endswith(("._u", "._v"))]
+    return DiscriminatorImport(
+        state=converted,
+        dropped=dropped,
+        dropped_parameters=sum(math.prod(state[k].shape) for k in dropped if not k.endswith(("weight_u", "weight_v"))),
+        fresh=fresh,
+        fresh_parameters=sum(math.prod(expected[k]) for k in fresh),
+        mapped_parameters=parameter_count(converted),
+    )
+
+
+def d_heads_summary(dropped: list[str]) -> str:
+    """`discriminator_0.dec.*, discriminator_1.dec.*`: the dropped keys by module, for one line."""
+    modules: dict[str, None] = {}
+    for key in dropped:
+        match = _D_KEY.match(key)
+        modules[f"discriminator_{match.group(1)}.{match.group(2).split('.', 1)[0]}.*" if match else key] = None
+    return ", ".join(modules)
 
 
 # --- reading upstream files ------------------------------------------------------------------------------
@@ -260,9 +378,22 @@ def upstream_files(ckpt_dir: Path | None, corr: Path | None, generator: Path | N
     return found
 
 
-def provenance(files: list[UpstreamFile], preset: str) -> dict[str, Any]:
+def discriminator_file(ckpt_dir: Path | None, given: Path | None, epoch: str = "latest") -> Path | None:
+    """netD: --discriminator where given (it must exist), else `<dir>/<epoch>_net_D.pth` where present
+    (optional: the released checkpoints of the README ship only Corr and G), else None."""
+    if given is not None:
+        if not given.is_file():
+            raise UserError("no such file" if not given.exists() else "not a file", given)
+        return given
+    if ckpt_dir is None:
+        return None
+    found = ckpt_dir / f"{epoch}_net_D.pth"
+    return found if found.is_file() else None
+
+
+def provenance(files: list[UpstreamFile], preset: str, discriminator: tuple[Path, DiscriminatorImport] | None = None) -> dict[str, Any]:
     options = {**_COMMON_OPTIONS, **UPSTREAM_OPTIONS[preset]}
-    return {
+    source: dict[str, Any] = {
         "architecture": ARCHITECTURE,
         "upstream": UPSTREAM,
         "files": {f"net{f.network}": {"file": f.path.name, "sha256": sha256_file(f.path), "bytes": f.path.stat().st_size} for f in files},
@@ -270,6 +401,15 @@ def provenance(files: list[UpstreamFile], preset: str) -> dict[str, Any]:
         "note": "CoCosNet's correspondence network and generator; no self-correlation map (use_scm: false), "
         "not trained with the marginal contrastive loss; positional norm with CoCosNet's unbiased variance",
     }
+    if discriminator is not None:  # training only: not part of the exported model, so not in "files"
+        path, d = discriminator
+        source["discriminator"] = {
+            "file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            "mapped_tensors": len(d.state), "mapped_parameters": d.mapped_parameters,
+            "dropped": d_heads_summary(d.dropped), "dropped_tensors": len(d.dropped), "dropped_parameters": d.dropped_parameters,
+            "fresh": d.fresh, "fresh_parameters": d.fresh_parameters,
+        }
+    return source
 
 
 def import_cocosnet(
@@ -278,25 +418,36 @@ def import_cocosnet(
     out: Path,
     overrides: dict[str, Any] | None = None,
     overwrite: bool = False,
+    discriminator: Path | None = None,
 ) -> Path:
-    """Write the checkpoint folder `out` (model.safetensors + meta.json), atomically; all checks first."""
+    """Write the checkpoint folder `out` (model.safetensors + meta.json, and discriminator.safetensors
+    from upstream's netD file `discriminator` where given), atomically; all checks first."""
     from safetensors.torch import save_file
 
     from mclrt.training.checkpoint import FORMAT, FORMAT_VERSION
 
     config = model_config(preset, overrides)
+    # netD first: it is the small file (27 MB against netCorr + netG's 600 MB at ADE20K), so a wrong one fails fast
+    d_import = convert_discriminator(discriminator, preset, overrides) if discriminator is not None else None
     state = convert(files, preset, overrides)
-    source = provenance(files, preset)
+    source = provenance(files, preset, (discriminator, d_import) if d_import is not None else None)
     with atomic_directory(out, overwrite=overwrite) as building:
         model_file = building / "model.safetensors"
         save_file(state, str(model_file), metadata={"architecture": ARCHITECTURE})
+        written = {"model.safetensors": sha256_file(model_file)}
+        if d_import is not None:
+            # the mapped tensors only, in MultiscaleDiscriminator's layout: `--init-from` loads them and
+            # names the parameters the file lacks (they start fresh)
+            d_file = building / "discriminator.safetensors"
+            save_file(d_import.state, str(d_file), metadata={"architecture": ARCHITECTURE, "upstream_file": discriminator.name})
+            written["discriminator.safetensors"] = sha256_file(d_file)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "step": 0,
             "epoch": 0,
             "samples_seen": 0,
-            "files": {"model.safetensors": sha256_file(model_file)},
+            "files": written,
             "rng": [],
             "grad_scalers": {},
             "model_config": config.to_dict(),
@@ -314,4 +465,7 @@ def parameter_count(state: dict[str, torch.Tensor]) -> int:
     return sum(math.prod(v.shape) for k, v in state.items() if not k.endswith(("._u", "._v")))
 
 
-__all__ = ["ARCHITECTURE", "PRESETS", "UPSTREAM_OPTIONS", "rename_key", "read_state_dict", "convert", "upstream_files", "import_cocosnet", "model_config"]
+__all__ = [
+    "ARCHITECTURE", "PRESETS", "UPSTREAM_OPTIONS", "rename_key", "rename_d_key", "read_state_dict", "convert", "convert_discriminator",
+    "upstream_files", "discriminator_file", "import_cocosnet", "model_config",
+]

@@ -2,8 +2,9 @@
 such as one `mclrt import cocosnet` wrote.
 
 Weights only: the correspondence network and generator come from DIR's model.safetensors; the
-discriminator from DIR's discriminator.safetensors where it has one (an import has none: it starts
-fresh, said in one line); the MCL projection heads always start fresh. The run's model config must be
+discriminator from DIR's discriminator.safetensors where it has one (an import has one where upstream's
+net_D.pth was present; parameters the file lacks start fresh, and a folder without one starts the whole
+discriminator fresh, each said in one line); the MCL projection heads always start fresh. The run's model config must be
 DIR's, except that `use_scm` may be switched on: CoCosNet has no self-correlation map, so its layer
 (`corr.scm.*`) is new and starts from its initialization, named in one line. With `use_scm: false`
 the step-0 model is exactly DIR's model.
@@ -81,11 +82,31 @@ def init_from_checkpoint(
         say(f"new parameters, starting from their initialization: {', '.join(new)} ({count:,} values)")
     d_file = directory / "discriminator.safetensors"
     if d_file.is_file():
-        discriminator.load_state_dict(_load(d_file, meta))
-        say("discriminator: from the checkpoint")
+        fresh = _load_discriminator(d_file, meta, discriminator)
+        d_source = ((meta.get("imported_from") or {}).get("discriminator") or {}).get("file")
+        said = f"discriminator: from the checkpoint{f' ({d_source})' if d_source else ''}"
+        if fresh:
+            own_d = discriminator.state_dict()
+            said += f"; not in it, starting fresh: {', '.join(fresh)} ({sum(own_d[k].numel() for k in fresh):,} values)"
+        say(said)
     else:
-        say("discriminator: fresh (the checkpoint has none: CoCosNet's latest_net_D.pth is not imported)")
+        say("discriminator: fresh (the checkpoint has none: it was imported without upstream's net_D.pth)")
     return new
+
+
+def _load_discriminator(file: Path, meta: dict, discriminator: torch.nn.Module) -> list[str]:
+    """Load what the file holds (shape-checked, no tensor of another network); returns the parameters it
+    lacks, which keep their initialization (an import maps upstream's netD as far as it maps)."""
+    state = _load(file, meta)
+    own = discriminator.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise UserError(f"--init-from: {unexpected[0]} is not a tensor of the run's discriminator", file)
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(own[key].shape):
+            raise UserError(f"--init-from: {key} has shape {tuple(tensor.shape)}, the run's discriminator {tuple(own[key].shape)}", file)
+    missing = discriminator.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False).missing_keys
+    return [k for k in missing if not k.endswith(("._u", "._v"))]
 
 
 __all__ = ["init_from_checkpoint"]
