@@ -235,7 +235,7 @@ def test_outputs_equal_mclrt_infer(served, tmp_path):
     """Same files in: the server's floats equal the pipeline `mclrt infer` runs (≤ 1e-5), its PNG byte for byte."""
     import cv2
 
-    from mclrt.runtime.backends import Backend
+    from mclrt.runtime.backends import RunnerOptions
     from mclrt.runtime.bench.latency import drawn_pattern, synthetic_condition
     from mclrt.runtime.image_out import to_uint8_rgb
     from mclrt.runtime.inputs.preprocess import find_condition_sources, load_condition_placed, load_exemplar
@@ -251,7 +251,7 @@ def test_outputs_equal_mclrt_infer(served, tmp_path):
     condition, _ = load_condition_placed(find_condition_sources(str(cond_path), model.condition, "auto")[0], model.condition, model.image_size, "auto", "stretch")
     inputs = {"condition": condition[None], "exemplar": exemplar.tensor[None], "exemplar_condition": exemplar.condition[None]}
     served_out = infer(served["url"], ENSEMBLE, inputs)
-    with TranslationPipeline.open(model, Backend.ort) as pipeline:
+    with TranslationPipeline.open(model, RunnerOptions(backend="ort")) as pipeline:
         local = pipeline.translate(condition[None], pipeline.encode(exemplar.tensor, exemplar.condition))
     assert np.abs(served_out["image"] - local.images).max() <= 1e-5
     assert np.abs(served_out["warped_exemplar"] - local.warped).max() <= 1e-5
@@ -384,8 +384,11 @@ def test_memory_does_not_grow_across_rounds(served):
         round_of(48, 24)
     rounds = [round_of(24, 8) for _ in range(6)]
     # Each round moves ~50 MiB of tensors (the encoded keys alone are 1.6 MB a request): a leak of any
-    # per-request tensor but the smallest would add far more than this over five rounds.
-    assert rounds[-1] - rounds[0] < 32 * 1024, rounds
+    # per-request tensor but the smallest would add far more than this every round. ONNX Runtime's arena
+    # may still grow in a step when a batch size first occurs after the warm-up (seen here: +37 MiB in
+    # one round, then flat), so: a leak shows in most rounds, an arena step in one or two of five.
+    steps = sorted(b - a for a, b in zip(rounds, rounds[1:]))
+    assert steps[2] < 4 * 1024 and rounds[-1] - rounds[0] < 96 * 1024, rounds
 
 
 def test_serve_bench_reports_levels_and_the_ratio(served, capsys):
