@@ -39,18 +39,15 @@ import numpy as np
 from mclrt.runtime.backends import Device, RunnerOptions
 from mclrt.runtime.errors import UserError
 from mclrt.runtime.image_out import to_uint8_rgb
-from mclrt.runtime.inputs import conditions as condition_maps
-from mclrt.runtime.inputs.fit import Placement, check_fit, fit_photo, placement
+from mclrt.runtime.inputs.fit import Placement, check_fit, placement
 from mclrt.runtime.inputs.image_io import parse_colour
-from mclrt.runtime.inputs.limits import check_input_size
 from mclrt.runtime.inputs.preprocess import (
     ConditionSource,
     check_extract,
     check_invert,
     condition_from_rgb_placed,
-    load_condition,
     load_condition_placed,
-    photo_to_tensor,
+    load_exemplar,
 )
 from mclrt.runtime.model_dir import ModelDir, load_model_dir
 from mclrt.runtime.pipeline import EncodedExemplar, TranslationPipeline
@@ -181,31 +178,15 @@ class Translator:
         """Encode the exemplar once. A maskmix model also needs the exemplar's own condition map:
         `exemplar_condition` when given, else extracted from the photo with the model's extractor."""
         spec, size = self.model.condition, self.model.image_size
-        path = Path(exemplar) if isinstance(exemplar, (str, os.PathLike)) else None
-        original = condition_maps.load_rgb(path, self.alpha) if path is not None else _rgb(np.asarray(exemplar))
-        check_input_size(original.shape[:2], size, path, self.fit, "exemplar")
-        rgb = fit_photo(original, size, self.fit)[0]
-        own = None
-        if spec.maskmix:
-            if isinstance(exemplar_condition, (str, os.PathLike)):  # a condition file, read like --cond
-                given = Path(exemplar_condition)
-                own = load_condition(ConditionSource(given.stem, given), spec, size, fit=self.fit, invert=self.invert, alpha=self.alpha)
-            elif exemplar_condition is not None:
-                own = self.condition(exemplar_condition).map
-            else:
-                how = self.extract if self.extract not in ("none", "auto") else (spec.extract or "none")
-                if how == "none":
-                    raise UserError(
-                        f"this model also needs the exemplar's own {spec.kind} map, which cannot be extracted from a photo: "
-                        "pass it as exemplar_condition (--exemplar-cond)",
-                        path,
-                    )
-                own = condition_from_rgb_placed(original, spec, size, how, self.fit, path)[0]
+        if exemplar_condition is not None and not isinstance(exemplar_condition, (str, os.PathLike)):
+            exemplar_condition = self.condition(exemplar_condition).map  # a photo array or a map, as for conditions
+        source = exemplar if isinstance(exemplar, (str, os.PathLike)) else _rgb(np.asarray(exemplar))
+        prepared = load_exemplar(source, spec, size, self.extract, exemplar_condition, self.fit, self.invert, self.alpha)
         try:
-            encoded = self.pipeline.encode(photo_to_tensor(rgb), own)
+            encoded = self.pipeline.encode(prepared.tensor, prepared.condition)
         except RunnerError as err:
             raise UserError(str(err), self.model.path) from err
-        return Style(encoded, rgb)
+        return Style(encoded, prepared.rgb)
 
     # --- translating ------------------------------------------------------------------------------
     def translate(self, condition: Picture | Condition, style: Style) -> Result:

@@ -480,26 +480,33 @@ class Exemplar:
 
 
 def load_exemplar(
-    path: str | os.PathLike,
+    source: str | os.PathLike | np.ndarray,
     condition: ConditionSpec,
     size: tuple[int, int],
     extract: str = "none",
-    exemplar_condition: str | os.PathLike | None = None,
+    exemplar_condition: str | os.PathLike | np.ndarray | None = None,
     fit: str = "stretch",
+    invert: str = "auto",
+    alpha: str | None = None,
 ) -> Exemplar:
-    """Read the exemplar photo; for maskmix models also make its own condition map.
+    """Read the exemplar photo (a file, or an RGB uint8 array); for maskmix models also make its own
+    condition map -- for `mclrt infer`, `mclrt video` and the Python API alike.
 
-    That map comes from `exemplar_condition` (a condition file, read like --cond) when given, else is
-    extracted from the photo with `extract`, else with the model's default extractor.
+    That map is `exemplar_condition` when given (a condition file, read like --cond, or a ready map
+    float32 [L, H, W]), else extracted from the photo with `extract`, else with the model's extractor.
     """
     check_fit(fit)
-    original = conditions.load_rgb(path)
+    path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    original = conditions.load_rgb(path, alpha) if path is not None else source
     check_input_size(original.shape[:2], size, path, fit, "exemplar")
     rgb = fit_photo(original, size, fit)[0]
     own = None
     if condition.maskmix:
-        if exemplar_condition is not None:
-            own = load_condition(ConditionSource(Path(exemplar_condition).stem, Path(exemplar_condition)), condition, size, fit=fit)
+        if isinstance(exemplar_condition, (str, os.PathLike)):
+            given = Path(exemplar_condition)
+            own = load_condition(ConditionSource(given.stem, given), condition, size, fit=fit, invert=invert, alpha=alpha)
+        elif exemplar_condition is not None:
+            own = exemplar_condition
         else:
             how = extract if extract not in ("none", "auto") else (condition.extract or "none")
             if how == "none":
